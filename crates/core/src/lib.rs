@@ -22,6 +22,6 @@ pub mod layout;
 pub mod source;
 pub mod sync;
 
-pub use source::{FailingSource, RegionSource, Source};
 #[cfg(feature = "alloc")]
 pub use source::SystemSource;
+pub use source::{FailingSource, RegionSource, Source};

@@ -21,7 +21,9 @@ pub use core::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU8, 
 pub use portable_atomic::{AtomicU128, AtomicU64};
 
 #[cfg(loom)]
-pub use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+pub use loom::sync::atomic::{
+    fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 #[cfg(loom)]
 pub use loom_u128::AtomicU128;
 
@@ -30,10 +32,10 @@ pub use alloc::sync::Arc;
 #[cfg(loom)]
 pub use loom::sync::Arc;
 
-#[cfg(all(feature = "std", not(loom)))]
-pub use std::thread;
 #[cfg(loom)]
 pub use loom::thread;
+#[cfg(all(feature = "std", not(loom)))]
+pub use std::thread;
 
 /// Tells the processor (or loom's scheduler) that this thread is spinning.
 #[inline]

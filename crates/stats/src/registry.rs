@@ -53,9 +53,7 @@ pub fn registry() -> &'static Registry {
 impl Registry {
     /// An empty registry (the process has one in [`registry()`]; tests make their own).
     pub const fn new() -> Self {
-        Self {
-            inner: SpinMutex::new(Inner { next_id: 0, entries: BTreeMap::new(), by_name: None }),
-        }
+        Self { inner: SpinMutex::new(Inner { next_id: 0, entries: BTreeMap::new(), by_name: None }) }
     }
 
     /// Registers `pool` under `name`. A name already registered is logged as a warning and

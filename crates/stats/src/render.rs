@@ -7,7 +7,15 @@ use core::fmt::Write;
 use crate::PoolStats;
 
 const BLOCK_COLUMNS: [&str; 9] = [
-    "TOTAL BLKS", "USED BLKS", "MAX USED", "OVERFLOWS", "ALLOCS", "BLK BYTES", "USED BYTES", "MEMORY POOL", "SUB-POOL",
+    "TOTAL BLKS",
+    "USED BLKS",
+    "MAX USED",
+    "OVERFLOWS",
+    "ALLOCS",
+    "BLK BYTES",
+    "USED BYTES",
+    "MEMORY POOL",
+    "SUB-POOL",
 ];
 const ARENA_COLUMNS: [&str; 8] =
     ["ARENA BYTES", "FREE", "ALLOCATED", "LARGEST FREE", "FRAG %", "BLOCKS", "ALLOCS", "MEMORY POOL"];
