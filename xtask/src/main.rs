@@ -1,1 +1,159 @@
-fn main() {}
+//! Project automation. `cargo xtask <command>`:
+//!
+//! | command | what it runs |
+//! | --- | --- |
+//! | `test` | the whole test suite: unit, integration, doc and C tests, no_std builds, loom models, Miri |
+//! | `ci` | `fmt --check`, clippy with warnings denied, then everything `test` runs; prints stage times |
+//! | `miri` | Miri (strict provenance) over every crate with unsafe code |
+//! | `loom` | the loom models |
+//! | `no-std` | the `no_std` crates for `thumbv7em-none-eabihf` without default features |
+//!
+//! Each stage installs what it needs through rustup (components, targets) first, so a fresh
+//! machine with Rust installed needs nothing else.
+
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+/// Crates that are `#![no_std]` and must build for a bare-metal target.
+const NO_STD_CRATES: &[&str] =
+    &["mempools-core", "mempools-stats", "mempools-block", "mempools-rc", "mempools-subpool", "mempools-arena", "mempools-granule"];
+
+/// Crates with unsafe code: Miri runs their whole test suites.
+const MIRI_CRATES: &[&str] = &[
+    "mempools-core",
+    "mempools-stats",
+    "mempools-block",
+    "mempools-rc",
+    "mempools-subpool",
+    "mempools-arena",
+    "mempools-granule",
+    "mempools-iob",
+];
+
+/// Crates with loom models in `tests/loom.rs`.
+const LOOM_CRATES: &[&str] = &["mempools-block", "mempools-rc", "mempools-iob"];
+
+const BARE_METAL_TARGET: &str = "thumbv7em-none-eabihf";
+
+struct Stages {
+    done: Vec<(String, Duration, bool)>,
+}
+
+impl Stages {
+    fn run(&mut self, name: &str, f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+        eprintln!("\n==> {name}");
+        let start = Instant::now();
+        let result = f();
+        self.done.push((name.to_string(), start.elapsed(), result.is_ok()));
+        result.map_err(|e| format!("{name}: {e}"))
+    }
+
+    fn print_times(&self) {
+        eprintln!("\nstage times:");
+        let mut total = Duration::ZERO;
+        for (name, took, ok) in &self.done {
+            total += *took;
+            eprintln!("  {:<28} {:>8.1} s  {}", name, took.as_secs_f64(), if *ok { "ok" } else { "FAILED" });
+        }
+        eprintln!("  {:<28} {:>8.1} s", "total", total.as_secs_f64());
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    eprintln!("    $ {:?}", cmd);
+    let status = cmd.status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+fn rustup(args: &[&str]) -> Result<(), String> {
+    run(Command::new("rustup").args(args))
+}
+
+fn package_args(crates: &[&str]) -> Vec<String> {
+    crates.iter().flat_map(|c| ["-p".to_string(), c.to_string()]).collect()
+}
+
+fn tests() -> Result<(), String> {
+    run(cargo().args(["test", "--workspace", "--all-targets"]))?;
+    run(cargo().args(["test", "--workspace", "--doc"]))
+}
+
+fn no_std() -> Result<(), String> {
+    rustup(&["target", "add", BARE_METAL_TARGET])?;
+    for krate in NO_STD_CRATES {
+        run(cargo().args(["build", "-p", krate, "--no-default-features", "--target", BARE_METAL_TARGET]))?;
+    }
+    Ok(())
+}
+
+fn loom() -> Result<(), String> {
+    let mut cmd = cargo();
+    cmd.args(["test", "--profile", "loom", "--test", "loom"]).args(package_args(LOOM_CRATES));
+    cmd.env("RUSTFLAGS", "--cfg loom").env("LOOM_MAX_PREEMPTIONS", "3");
+    // Separate target dir: `--cfg loom` rebuilds every crate, and must not evict the normal build.
+    cmd.env("CARGO_TARGET_DIR", "target/loom");
+    run(&mut cmd)
+}
+
+fn miri() -> Result<(), String> {
+    rustup(&["toolchain", "install", "nightly", "--profile", "minimal"])?;
+    rustup(&["component", "add", "--toolchain", "nightly", "miri", "rust-src"])?;
+    run(cargo().args(["+nightly", "miri", "setup"]))?;
+    let mut cmd = Command::new("cargo");
+    cmd.args(["+nightly", "miri", "test"]).args(package_args(MIRI_CRATES));
+    cmd.env("MIRIFLAGS", "-Zmiri-strict-provenance").env("CARGO_TARGET_DIR", "target/miri");
+    run(&mut cmd)
+}
+
+fn fmt_check() -> Result<(), String> {
+    rustup(&["component", "add", "rustfmt", "clippy"])?;
+    run(cargo().args(["fmt", "--all", "--check"]))
+}
+
+fn clippy() -> Result<(), String> {
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+}
+
+fn main() -> ExitCode {
+    let command = std::env::args().nth(1).unwrap_or_default();
+    let mut stages = Stages { done: Vec::new() };
+    let result = match command.as_str() {
+        "test" => (|| {
+            stages.run("tests", tests)?;
+            stages.run("no_std builds", no_std)?;
+            stages.run("loom models", loom)?;
+            stages.run("miri", miri)
+        })(),
+        "ci" => (|| {
+            stages.run("fmt", fmt_check)?;
+            stages.run("clippy", clippy)?;
+            stages.run("tests", tests)?;
+            stages.run("no_std builds", no_std)?;
+            stages.run("loom models", loom)?;
+            stages.run("miri", miri)
+        })(),
+        "miri" => stages.run("miri", miri),
+        "loom" => stages.run("loom models", loom),
+        "no-std" => stages.run("no_std builds", no_std),
+        _ => {
+            eprintln!("usage: cargo xtask <test | ci | miri | loom | no-std>");
+            return ExitCode::from(2);
+        }
+    };
+    stages.print_times();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\nerror: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
