@@ -15,8 +15,15 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 /// Crates that are `#![no_std]` and must build for a bare-metal target.
-const NO_STD_CRATES: &[&str] =
-    &["mempools-core", "mempools-stats", "mempools-block", "mempools-rc", "mempools-subpool", "mempools-arena", "mempools-granule"];
+const NO_STD_CRATES: &[&str] = &[
+    "mempools-core",
+    "mempools-stats",
+    "mempools-block",
+    "mempools-rc",
+    "mempools-subpool",
+    "mempools-arena",
+    "mempools-granule",
+];
 
 /// Crates with unsafe code: Miri runs their whole test suites.
 const MIRI_CRATES: &[&str] = &[
