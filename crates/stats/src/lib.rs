@@ -45,7 +45,7 @@ pub use registry::{registry, Registration, Registry, Report};
 pub use render::render_table;
 #[cfg(feature = "std")]
 pub use render::{from_json, to_json};
-pub use snapshot::{ArenaStats, PoolKind, PoolStats};
+pub use snapshot::{ArenaMap, ArenaStats, MapBlock, MapBlockKind, PoolKind, PoolStats};
 
 /// What can go wrong reading statistics.
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,7 @@ use core::any::Any;
 use hashbrown::HashMap;
 use mempools_core::sync::SpinMutex;
 
-use crate::PoolStats;
+use crate::{ArenaMap, PoolStats};
 
 /// A pool as the registry sees it: something that can report its statistics.
 ///
@@ -18,6 +18,12 @@ use crate::PoolStats;
 pub trait Report: Any + Send + Sync {
     /// One consistent snapshot of the pool's statistics.
     fn report(&self) -> PoolStats;
+
+    /// The pool's blocks in address order, one [`ArenaMap`] per arena, for pictures of
+    /// fragmentation (`poolstat map`). Pools without arenas keep the default: none.
+    fn map(&self) -> Vec<ArenaMap> {
+        Vec::new()
+    }
 }
 
 /// Pools registered by name.

@@ -133,3 +133,37 @@ impl PoolStats {
         self.extra.iter().find(|(n, _)| n == name).map(|&(_, v)| v)
     }
 }
+
+/// What a stretch of an arena holds, in an [`ArenaMap`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MapBlockKind {
+    /// An allocated block's usable bytes.
+    Used,
+    /// A free block.
+    Free,
+    /// Headers, sentinels and other bookkeeping.
+    Overhead,
+}
+
+/// One stretch of an arena: `size` bytes at `offset` from the arena's start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MapBlock {
+    /// Bytes from the start of the arena.
+    pub offset: usize,
+    /// Length in bytes.
+    pub size: usize,
+    /// What the bytes hold.
+    pub kind: MapBlockKind,
+}
+
+/// The blocks of one arena in address order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ArenaMap {
+    /// The arena's start address (for labels only).
+    pub start: usize,
+    /// The arena's length in bytes.
+    pub size: usize,
+    /// Its blocks, in address order, covering the arena.
+    pub blocks: Vec<MapBlock>,
+}
