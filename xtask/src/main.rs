@@ -7,9 +7,12 @@
 //! | `miri` | Miri (strict provenance) over every crate with unsafe code |
 //! | `loom` | the loom models |
 //! | `no-std` | the `no_std` crates for `thumbv7em-none-eabihf` without default features |
+//! | `bench-report [--quick]` | every benchmark, then `benches/README.md` and `target/bench-report.json` |
 //!
 //! Each stage installs what it needs through rustup (components, targets) first, so a fresh
 //! machine with Rust installed needs nothing else.
+
+mod bench_report;
 
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -150,8 +153,12 @@ fn main() -> ExitCode {
         "miri" => stages.run("miri", miri),
         "loom" => stages.run("loom models", loom),
         "no-std" => stages.run("no_std builds", no_std),
+        "bench-report" => {
+            let rest: Vec<String> = std::env::args().skip(2).collect();
+            stages.run("bench report", || bench_report::bench_report(&rest))
+        }
         _ => {
-            eprintln!("usage: cargo xtask <test | ci | miri | loom | no-std>");
+            eprintln!("usage: cargo xtask <test | ci | miri | loom | no-std | bench-report [--quick]>");
             return ExitCode::from(2);
         }
     };
