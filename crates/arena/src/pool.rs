@@ -1,0 +1,1 @@
+//! Plan 9 pools.

@@ -1,0 +1,1061 @@
+//! The allocator core: two-level segregated fits (TLSF) over raw memory regions.
+//!
+//! [`Tlsf`] owns no memory and no source: its owner hands it regions ([`Tlsf::add_region`]) and
+//! gets them back ([`Tlsf::remove_empty_region`]). The Plan 9 pool, the NuttX heap, the area
+//! pool and the global allocator are thin layers over it.
+//!
+//! # Complexity
+//!
+//! `alloc`, `alloc_aligned`, `free` and `realloc_in_place` are O(1) in the worst case: a size
+//! maps to a (first level, second level) class with a few shifts, the first non-empty class
+//! at or above it is found with two `trailing_zeros` on bitmaps, and coalescing looks only at
+//! the two physical neighbours. Nothing scans a list.
+//!
+//! # Block layout (W = one machine word, G = 2W = the granule)
+//!
+//! ```text
+//! region:  [next region][sentinel ptr][tag] [block] [block] ... [block] [sentinel header]
+//!           3 words, region start G-aligned  ^ first block at start + 3W
+//!
+//! used block at B (B ≡ W mod G, so the payload B + W is G-aligned):
+//!   B        header: size | PREV_FREE        (size includes the header, multiple of G)
+//!   B + W    payload ... up to B + size (the last word of a used block is payload too)
+//!
+//! free block at B:
+//!   B        header: size | FREE             (PREV_FREE is never set: see invariants)
+//!   B + W    next free block of the same class (or null)
+//!   B + 2W   previous free block of the same class (or null)
+//!   B+size-W footer: B itself ("prev-physical" pointer read by the next block)
+//! ```
+//!
+//! A used block thus costs exactly one word (the header); free-list links and the footer
+//! exist only while the block is free. The smallest block is 4W (header, two links, footer).
+//!
+//! # Invariants
+//!
+//! - Blocks of a region tile it exactly, from `start + 3W` to the sentinel, whose header has
+//!   size 0 and is never FREE.
+//! - FREE in a block's header iff the block is in the free list of its class.
+//! - PREV_FREE in a header iff the physically previous block is FREE; then the word just below
+//!   the header holds the previous block's address.
+//! - A free block is never next to another free block (coalescing is immediate), so a free
+//!   block's PREV_FREE is always clear.
+//! - Bit `fl` of `fl_bitmap` is set iff `sl_bitmap[fl] != 0`; bit `sl` of `sl_bitmap[fl]` is
+//!   set iff the list `heads[fl][sl]` is non-empty.
+//! - Every block in list `(fl, sl)` has a size whose [`mapping`] is `(fl, sl)`.
+//! - Header bits 2 and 3 are never set by the core (layers may use them in their own words).
+
+use core::ptr::{self, NonNull};
+
+/// One machine word.
+pub const WORD: usize = core::mem::size_of::<usize>();
+/// The granule: every payload is aligned to it and every block size is a multiple of it
+/// (16 bytes on 64-bit targets, 8 on 32-bit ones).
+pub const GRAN: usize = 2 * WORD;
+const GRAN_LOG2: u32 = GRAN.trailing_zeros();
+/// The smallest block (header, two links, footer).
+pub const MIN_BLOCK: usize = 4 * WORD;
+/// Per-block overhead of a used block: its header word.
+pub const BLOCK_OVERHEAD: usize = WORD;
+/// Bytes of a region the core keeps for itself at worst (region header, sentinel, alignment).
+pub const REGION_OVERHEAD: usize = 4 * WORD + GRAN;
+/// The largest block size the core handles.
+pub const MAX_BLOCK: usize = (isize::MAX as usize) & !(GRAN - 1);
+
+const SL_LOG2: u32 = 5;
+const SLLEN: usize = 1 << SL_LOG2;
+/// Sizes below this map to exact classes of first level 0.
+const SMALL: usize = SLLEN * GRAN;
+const FLLEN: usize = (usize::BITS - SL_LOG2 - GRAN_LOG2 + 1) as usize;
+
+const FREE: usize = 1;
+const PREV_FREE: usize = 2;
+const SIZE_MASK: usize = !(GRAN - 1);
+const REGION_HEADER: usize = 3 * WORD;
+
+/// The (first level, second level) class of a block size (a multiple of [`GRAN`]).
+#[inline(always)]
+fn mapping(size: usize) -> (usize, usize) {
+    if size < SMALL {
+        (0, size >> GRAN_LOG2)
+    } else {
+        let msb = usize::BITS - 1 - size.leading_zeros();
+        let fl = (msb - SL_LOG2 - GRAN_LOG2 + 1) as usize;
+        let sl = (size >> (msb - SL_LOG2)) & (SLLEN - 1);
+        (fl, sl)
+    }
+}
+
+/// The class whose every block is at least `size` bytes (good fit): `size` rounded up to
+/// the next class boundary, then mapped. `size <= MAX_BLOCK`, so the rounding cannot overflow.
+#[inline(always)]
+fn mapping_search(size: usize) -> (usize, usize) {
+    if size < SMALL {
+        (0, size >> GRAN_LOG2)
+    } else {
+        let msb = usize::BITS - 1 - size.leading_zeros();
+        mapping(size + (1 << (msb - SL_LOG2)) - 1)
+    }
+}
+
+/// The lower bound of class `(fl, sl)`.
+fn class_floor(fl: usize, sl: usize) -> usize {
+    if fl == 0 {
+        sl << GRAN_LOG2
+    } else {
+        let msb = fl as u32 + SL_LOG2 + GRAN_LOG2 - 1;
+        (1usize << msb) | (sl << (msb - SL_LOG2))
+    }
+}
+
+/// The block size that serves a request of `size` payload bytes, or `None` past [`MAX_BLOCK`].
+#[inline(always)]
+pub fn block_size(size: usize) -> Option<usize> {
+    if size > MAX_BLOCK - GRAN {
+        return None;
+    }
+    let b = (size + WORD + GRAN - 1) & SIZE_MASK;
+    Some(if b < MIN_BLOCK { MIN_BLOCK } else { b })
+}
+
+/// The payload bytes a block of `bsize` bytes offers.
+#[inline(always)]
+pub const fn usable(bsize: usize) -> usize {
+    bsize - WORD
+}
+
+// --- raw block accessors -------------------------------------------------------------------
+//
+// Every accessor below takes the address of a block header `b`: a pointer, with provenance
+// over its region, to a word-aligned block inside a region added to the allocator.
+
+/// # Safety
+/// - `b` is a block header of a live region.
+#[inline(always)]
+unsafe fn hdr(b: *mut u8) -> usize {
+    // SAFETY: the caller guarantees `b` is an aligned header word inside a region.
+    unsafe { b.cast::<usize>().read() }
+}
+
+/// # Safety
+/// - `b` is a block header of a live region.
+#[inline(always)]
+unsafe fn set_hdr(b: *mut u8, v: usize) {
+    // SAFETY: as for `hdr`.
+    unsafe { b.cast::<usize>().write(v) }
+}
+
+/// # Safety
+/// - `b` is a free block of a live region.
+#[inline(always)]
+unsafe fn link(b: *mut u8, i: usize) -> *mut u8 {
+    // SAFETY: a free block has at least 4 words; words 1 and 2 are its links.
+    unsafe { b.add(WORD * (1 + i)).cast::<*mut u8>().read() }
+}
+
+/// # Safety
+/// - `b` is a free block (or one becoming free) of a live region.
+#[inline(always)]
+unsafe fn set_link(b: *mut u8, i: usize, v: *mut u8) {
+    // SAFETY: as for `link`.
+    unsafe { b.add(WORD * (1 + i)).cast::<*mut u8>().write(v) }
+}
+
+/// Marks `b` (of `size` bytes) free in its header and footer and tells the next block.
+///
+/// # Safety
+/// - `b` is a block of `size` bytes of a live region, followed by a valid block header.
+#[inline(always)]
+unsafe fn write_free(b: *mut u8, size: usize) {
+    // SAFETY: the block spans `size >= MIN_BLOCK` bytes; its last word is its footer and the
+    // next block's header follows it.
+    unsafe {
+        set_hdr(b, size | FREE);
+        b.add(size - WORD).cast::<*mut u8>().write(b);
+        let next = b.add(size);
+        set_hdr(next, hdr(next) | PREV_FREE);
+    }
+}
+
+/// Information about one block, as [`Tlsf::walk`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// The payload address (what `alloc` returned for a used block).
+    pub payload: NonNull<u8>,
+    /// The block size, header included.
+    pub size: usize,
+    /// Whether the block is free.
+    pub free: bool,
+}
+
+/// What [`Tlsf::check`] found wrong, with the block address where it applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Corruption {
+    /// A block size is not a multiple of the granule, too small, or runs past the sentinel.
+    BadSize {
+        /// The block header's address.
+        block: usize,
+        /// The size read.
+        size: usize,
+    },
+    /// PREV_FREE disagrees with the previous block, or a free block's footer is wrong.
+    BadBoundaryTag {
+        /// The block header's address.
+        block: usize,
+    },
+    /// Two free blocks are neighbours.
+    Uncoalesced {
+        /// The second block's address.
+        block: usize,
+    },
+    /// A free list or a bitmap disagrees with the blocks.
+    BadFreeList {
+        /// First level index.
+        fl: usize,
+        /// Second level index.
+        sl: usize,
+    },
+    /// The core's byte or block counters disagree with the blocks.
+    BadCounters,
+}
+
+/// A region as the core tracks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegionInfo {
+    /// The region's (granule-aligned) start, where the region header is.
+    pub start: NonNull<u8>,
+    /// The sentinel header's address; the region ends one word after it.
+    pub sentinel: NonNull<u8>,
+    /// The owner's tag given to `add_region`.
+    pub tag: usize,
+}
+
+impl RegionInfo {
+    /// The bytes from the region's start to the end of its sentinel.
+    pub fn len(&self) -> usize {
+        self.sentinel.as_ptr() as usize + WORD - self.start.as_ptr() as usize
+    }
+
+    /// Never true: a region holds at least one block.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// The two-level segregated fits allocator over raw regions. See the [module docs](self).
+pub struct Tlsf {
+    fl_bitmap: usize,
+    sl_bitmap: [u32; FLLEN],
+    heads: [[*mut u8; SLLEN]; FLLEN],
+    /// First region of the singly linked region list (null when none).
+    regions: *mut u8,
+    counters: Counters,
+}
+
+/// The core's running totals, kept exact by every operation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Bytes handed to `add_region`/`extend_region` and still held, alignment slack included.
+    pub region_bytes: usize,
+    /// Regions held.
+    pub regions: usize,
+    /// Bytes in free blocks (headers included).
+    pub free_bytes: usize,
+    /// Free blocks.
+    pub free_blocks: usize,
+    /// Bytes in used blocks (headers included).
+    pub used_bytes: usize,
+    /// Used blocks.
+    pub used_blocks: usize,
+}
+
+// SAFETY: a `Tlsf` is plain data plus pointers into regions its owner gave it exclusively;
+// moving it to another thread moves that exclusive use with it.
+unsafe impl Send for Tlsf {}
+
+impl Default for Tlsf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for Tlsf {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Tlsf").field("counters", &self.counters).finish_non_exhaustive()
+    }
+}
+
+impl Tlsf {
+    /// An allocator with no memory.
+    pub const fn new() -> Self {
+        Self {
+            fl_bitmap: 0,
+            sl_bitmap: [0; FLLEN],
+            heads: [[ptr::null_mut(); SLLEN]; FLLEN],
+            regions: ptr::null_mut(),
+            counters: Counters {
+                region_bytes: 0,
+                regions: 0,
+                free_bytes: 0,
+                free_blocks: 0,
+                used_bytes: 0,
+                used_blocks: 0,
+            },
+        }
+    }
+
+    /// The running totals.
+    #[inline]
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    // --- free lists ------------------------------------------------------------------------
+
+    /// # Safety
+    /// - `b` is a block of `size` bytes, already marked free with `write_free`, in no list.
+    #[inline(always)]
+    unsafe fn insert(&mut self, b: *mut u8, size: usize) {
+        let (fl, sl) = mapping(size);
+        let head = self.heads[fl][sl];
+        // SAFETY: `b` and `head` (when non-null) are free blocks of live regions.
+        unsafe {
+            set_link(b, 0, head);
+            set_link(b, 1, ptr::null_mut());
+            if !head.is_null() {
+                set_link(head, 1, b);
+            }
+        }
+        self.heads[fl][sl] = b;
+        self.fl_bitmap |= 1 << fl;
+        self.sl_bitmap[fl] |= 1 << sl;
+        self.counters.free_bytes += size;
+        self.counters.free_blocks += 1;
+    }
+
+    /// # Safety
+    /// - `b` is a free block of `size` bytes in its class list.
+    #[inline(always)]
+    unsafe fn unlink(&mut self, b: *mut u8, size: usize) {
+        let (fl, sl) = mapping(size);
+        // SAFETY: `b` is in a list, so its links are valid free blocks or null.
+        unsafe {
+            let next = link(b, 0);
+            let prev = link(b, 1);
+            if !next.is_null() {
+                set_link(next, 1, prev);
+            }
+            if prev.is_null() {
+                self.heads[fl][sl] = next;
+                if next.is_null() {
+                    self.sl_bitmap[fl] &= !(1 << sl);
+                    if self.sl_bitmap[fl] == 0 {
+                        self.fl_bitmap &= !(1 << fl);
+                    }
+                }
+            } else {
+                set_link(prev, 0, next);
+            }
+        }
+        self.counters.free_bytes -= size;
+        self.counters.free_blocks -= 1;
+    }
+
+    /// Finds and unlinks a free block of at least `size` bytes: the first block of the first
+    /// non-empty class whose blocks all fit, or else the head of `size`'s own class if it
+    /// happens to fit. O(1).
+    #[inline(always)]
+    fn take(&mut self, size: usize) -> Option<(*mut u8, usize)> {
+        let (fl, sl) = mapping_search(size);
+        let found = if fl < FLLEN {
+            let sl_map = self.sl_bitmap[fl] & (!0u32).checked_shl(sl as u32).unwrap_or(0);
+            if sl_map != 0 {
+                Some((fl, sl_map.trailing_zeros() as usize))
+            } else {
+                let fl_map = self.fl_bitmap & (!0usize).checked_shl(fl as u32 + 1).unwrap_or(0);
+                if fl_map != 0 {
+                    let fl = fl_map.trailing_zeros() as usize;
+                    Some((fl, self.sl_bitmap[fl].trailing_zeros() as usize))
+                } else {
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let b = match found {
+            Some((fl, sl)) => self.heads[fl][sl],
+            None => return self.take_exact_class(size),
+        };
+        // SAFETY: the bitmap says the list is non-empty, so `b` is a free block.
+        let bsize = unsafe { hdr(b) } & SIZE_MASK;
+        // SAFETY: `b` is the free block of `bsize` bytes just found.
+        unsafe { self.unlink(b, bsize) };
+        Some((b, bsize))
+    }
+
+    #[cold]
+    fn take_exact_class(&mut self, size: usize) -> Option<(*mut u8, usize)> {
+        let (fl, sl) = mapping(size);
+        let b = self.heads[fl][sl];
+        if b.is_null() {
+            return None;
+        }
+        // SAFETY: `b` heads a non-empty list, so it is a free block.
+        let bsize = unsafe { hdr(b) } & SIZE_MASK;
+        if bsize < size {
+            return None;
+        }
+        // SAFETY: as above.
+        unsafe { self.unlink(b, bsize) };
+        Some((b, bsize))
+    }
+
+    /// The largest block size that [`Tlsf::alloc`] can hand out now (a request whose block
+    /// size is at most this succeeds): the largest head of a non-empty class. O(classes).
+    pub fn largest_allocatable(&self) -> usize {
+        let mut best = 0;
+        let mut fl_map = self.fl_bitmap;
+        while fl_map != 0 {
+            let fl = fl_map.trailing_zeros() as usize;
+            fl_map &= fl_map - 1;
+            let mut sl_map = self.sl_bitmap[fl];
+            while sl_map != 0 {
+                let sl = sl_map.trailing_zeros() as usize;
+                sl_map &= sl_map - 1;
+                // SAFETY: the list is non-empty, so its head is a free block.
+                best = best.max(unsafe { hdr(self.heads[fl][sl]) } & SIZE_MASK);
+            }
+        }
+        best
+    }
+
+    /// Marks the free, unlinked block `b` of `bsize` bytes used with `want` bytes, giving the
+    /// tail back to the free lists when it can hold a block.
+    ///
+    /// # Safety
+    /// - `b` is an unlinked block of `bsize >= want` bytes whose header still says FREE (or
+    ///   which was just carved), whose previous neighbour is not free, and `want` is a valid
+    ///   block size.
+    #[inline(always)]
+    unsafe fn use_block(&mut self, b: *mut u8, bsize: usize, want: usize) -> NonNull<u8> {
+        let rest = bsize - want;
+        // SAFETY: `b..b+bsize` is the block; a tail of `rest >= MIN_BLOCK` bytes can be a block.
+        unsafe {
+            if rest >= MIN_BLOCK {
+                set_hdr(b, want);
+                let tail = b.add(want);
+                write_free(tail, rest);
+                self.insert(tail, rest);
+                self.counters.used_bytes += want;
+            } else {
+                set_hdr(b, bsize);
+                let next = b.add(bsize);
+                set_hdr(next, hdr(next) & !PREV_FREE);
+                self.counters.used_bytes += bsize;
+            }
+            self.counters.used_blocks += 1;
+            NonNull::new_unchecked(b.add(WORD))
+        }
+    }
+
+    // --- regions ---------------------------------------------------------------------------
+
+    /// Adds `len` bytes at `ptr` as a new region and returns its description, or `None` when
+    /// the range cannot hold a region (less than [`REGION_OVERHEAD`] + [`MIN_BLOCK`] bytes).
+    /// `tag` is the owner's, returned by [`Tlsf::regions`] and [`Tlsf::remove_empty_region`].
+    ///
+    /// # Safety
+    /// - `ptr..ptr + len` is valid for reads and writes, not used by anyone else, and stays so
+    ///   until the region is removed or the allocator is dropped (the allocator never touches
+    ///   memory on drop).
+    pub unsafe fn add_region(&mut self, ptr: NonNull<u8>, len: usize, tag: usize) -> Option<RegionInfo> {
+        let addr = ptr.as_ptr() as usize;
+        let end = addr.checked_add(len)?;
+        let start = mempools_core::layout::align_up(addr, GRAN)?;
+        // The sentinel is the last word at an address ≡ W (mod G) that fits.
+        let sentinel = mempools_core::layout::align_down(end.checked_sub(WORD)?.checked_sub(WORD)?, GRAN)
+            .checked_add(WORD)?;
+        let first = start.checked_add(REGION_HEADER)?;
+        if sentinel < first || sentinel - first < MIN_BLOCK || sentinel + WORD > end {
+            return None;
+        }
+        let size = (sentinel - first).min(MAX_BLOCK);
+        let sentinel = first + size;
+        let base = ptr.as_ptr();
+        // SAFETY: every address written lies in `ptr..ptr+len` (checked above); offsets are
+        // taken from `ptr` so they keep its provenance.
+        unsafe {
+            let s = base.add(start - addr);
+            let b = base.add(first - addr);
+            let sen = base.add(sentinel - addr);
+            s.cast::<*mut u8>().write(self.regions);
+            s.add(WORD).cast::<*mut u8>().write(sen);
+            s.add(2 * WORD).cast::<usize>().write(tag);
+            set_hdr(sen, 0);
+            write_free(b, size);
+            self.insert(b, size);
+            self.regions = s;
+            self.counters.region_bytes += len;
+            self.counters.regions += 1;
+            Some(RegionInfo { start: NonNull::new_unchecked(s), sentinel: NonNull::new_unchecked(sen), tag })
+        }
+    }
+
+    /// Grows the region whose sentinel is at `region.sentinel` up to `new_end` (exclusive):
+    /// the old sentinel and everything up to the new one become a free block (coalesced with
+    /// a free last block). `added` is what the owner counts as newly managed bytes.
+    ///
+    /// Returns the updated region, or `None` (nothing changed) when the growth is too small to
+    /// hold a block.
+    ///
+    /// # Safety
+    /// - `region` is a region of this allocator; the memory from its sentinel up to `new_end`
+    ///   is valid for reads and writes through the region's pointer (same provenance), owned
+    ///   by the caller, and handed to the allocator from now on.
+    pub unsafe fn extend_region(
+        &mut self,
+        region: RegionInfo,
+        new_end: usize,
+        added: usize,
+    ) -> Option<RegionInfo> {
+        let old = region.sentinel.as_ptr();
+        let old_addr = old as usize;
+        let sentinel = mempools_core::layout::align_down(new_end.checked_sub(2 * WORD)?, GRAN) + WORD;
+        if sentinel <= old_addr || sentinel - old_addr < MIN_BLOCK {
+            return None;
+        }
+        // SAFETY: the caller guarantees the memory up to `new_end` is ours via the region's
+        // provenance; `old` is the sentinel, preceded by the region's last block.
+        unsafe {
+            let sen = old.add(sentinel - old_addr);
+            set_hdr(sen, 0);
+            let mut b = old;
+            let mut size = sentinel - old_addr;
+            if hdr(old) & PREV_FREE != 0 {
+                let prev = old.sub(WORD).cast::<*mut u8>().read();
+                let psize = hdr(prev) & SIZE_MASK;
+                self.unlink(prev, psize);
+                b = prev;
+                size += psize;
+            }
+            write_free(b, size);
+            self.insert(b, size);
+            region.start.as_ptr().add(WORD).cast::<*mut u8>().write(sen);
+            self.counters.region_bytes += added;
+            Some(RegionInfo { sentinel: NonNull::new_unchecked(sen), ..region })
+        }
+    }
+
+    /// The regions, newest first.
+    pub fn regions(&self) -> RegionIter<'_> {
+        RegionIter { next: self.regions, _tlsf: core::marker::PhantomData }
+    }
+
+    /// The region containing `addr`, if any. O(regions).
+    pub fn region_of(&self, addr: usize) -> Option<RegionInfo> {
+        self.regions().find(|r| {
+            let s = r.start.as_ptr() as usize;
+            addr >= s + REGION_HEADER && addr < r.sentinel.as_ptr() as usize
+        })
+    }
+
+    /// If `region` holds nothing but one free block, removes it from the allocator and returns
+    /// its `(start, len from start to the end of the sentinel, tag)`; otherwise `None`.
+    ///
+    /// # Safety
+    /// - `region` is a region of this allocator (as returned by [`Tlsf::regions`]).
+    pub unsafe fn remove_empty_region(&mut self, region: RegionInfo, given_len: usize) -> Option<RegionInfo> {
+        let s = region.start.as_ptr();
+        // SAFETY: `region` is live: its first block follows the header.
+        unsafe {
+            let b = s.add(REGION_HEADER);
+            let h = hdr(b);
+            let size = h & SIZE_MASK;
+            if h & FREE == 0 || b.add(size) != region.sentinel.as_ptr() {
+                return None;
+            }
+            self.unlink(b, size);
+            // Unlink the region from the list.
+            let next = s.cast::<*mut u8>().read();
+            if self.regions == s {
+                self.regions = next;
+            } else {
+                let mut r = self.regions;
+                while !r.is_null() {
+                    let rn = r.cast::<*mut u8>().read();
+                    if rn == s {
+                        r.cast::<*mut u8>().write(next);
+                        break;
+                    }
+                    r = rn;
+                }
+            }
+        }
+        self.counters.region_bytes -= given_len;
+        self.counters.regions -= 1;
+        Some(region)
+    }
+
+    // --- allocation ------------------------------------------------------------------------
+
+    /// Allocates a block with at least `size` usable bytes, aligned to [`GRAN`]. `size` 0 gets
+    /// the smallest block. O(1). `None` when no free block is large enough.
+    #[inline]
+    pub fn alloc(&mut self, size: usize) -> Option<NonNull<u8>> {
+        let want = block_size(size)?;
+        let (b, bsize) = self.take(want)?;
+        // SAFETY: `take` returned an unlinked free block of `bsize >= want` bytes; its previous
+        // neighbour is not free (free blocks never touch).
+        Some(unsafe { self.use_block(b, bsize, want) })
+    }
+
+    /// Allocates `size` usable bytes at an address aligned to `align` (a power of two). O(1).
+    /// `None` when `align` is not a power of two or no free block is large enough.
+    pub fn alloc_aligned(&mut self, size: usize, align: usize) -> Option<NonNull<u8>> {
+        if !align.is_power_of_two() {
+            return None;
+        }
+        if align <= GRAN {
+            return self.alloc(size);
+        }
+        let want = block_size(size)?;
+        let search = want.checked_add(align)?.checked_add(MIN_BLOCK)?;
+        self.alloc_placed(search, |payload, _| {
+            let mut q = mempools_core::layout::align_up(payload, align)?;
+            if q != payload && q - payload < MIN_BLOCK {
+                q = mempools_core::layout::align_up(payload + MIN_BLOCK, align)?;
+            }
+            Some((q, size))
+        })
+    }
+
+    /// Allocates with a placement rule: finds a free block of at least `search` bytes, asks
+    /// `place(payload, end)` (the block's payload address and its end) for a payload address
+    /// `q` and a payload length `n`, and carves the block so that the allocation starts at
+    /// `q` (the bytes before it go back to the free lists). `q` must be [`GRAN`]-aligned and
+    /// either `payload` or at least [`MIN_BLOCK`] past it, and `q + n` must fit in the block;
+    /// otherwise (or when `place` returns `None`) the block goes back and `None` is returned.
+    /// O(1) plus the cost of `place`.
+    pub fn alloc_placed(
+        &mut self,
+        search: usize,
+        place: impl FnOnce(usize, usize) -> Option<(usize, usize)>,
+    ) -> Option<NonNull<u8>> {
+        let search = search.checked_add(GRAN - 1)? & SIZE_MASK;
+        if search > MAX_BLOCK {
+            return None;
+        }
+        let (b, bsize) = self.take(search.max(MIN_BLOCK))?;
+        let payload = b as usize + WORD;
+        let end = b as usize + bsize;
+        let placed = place(payload, end).and_then(|(q, n)| {
+            let want = block_size(n)?;
+            let ok = q % GRAN == 0
+                && (q == payload || q.checked_sub(payload)? >= MIN_BLOCK)
+                && (q - WORD).checked_add(want)? <= end;
+            ok.then_some((q, want))
+        });
+        // SAFETY: `b` is an unlinked free block of `bsize` bytes; every carved piece lies in it.
+        unsafe {
+            let Some((q, want)) = placed else {
+                write_free(b, bsize);
+                self.insert(b, bsize);
+                return None;
+            };
+            let front = q - payload;
+            let nb = b.add(front);
+            if front > 0 {
+                write_free(b, front);
+                self.insert(b, front);
+                // `nb` now has a free previous neighbour: keep its PREV_FREE when used.
+                let r = self.use_block(nb, bsize - front, want);
+                set_hdr(nb, hdr(nb) | PREV_FREE);
+                Some(r)
+            } else {
+                Some(self.use_block(nb, bsize, want))
+            }
+        }
+    }
+
+    /// Frees the block at `p` and coalesces it with free neighbours. O(1). Returns the
+    /// resulting free block (address and size).
+    ///
+    /// # Safety
+    /// - `p` was returned by an allocation of this allocator and not freed since.
+    #[inline]
+    pub unsafe fn free(&mut self, p: NonNull<u8>) -> (NonNull<u8>, usize) {
+        // SAFETY: `p` is a live allocation, so `p - W` is its header and its neighbours are
+        // valid blocks (a sentinel at worst).
+        unsafe {
+            let mut b = p.as_ptr().sub(WORD);
+            let h = hdr(b);
+            let mut size = h & SIZE_MASK;
+            self.counters.used_bytes -= size;
+            self.counters.used_blocks -= 1;
+            let next = b.add(size);
+            let nh = hdr(next);
+            if nh & FREE != 0 {
+                let nsize = nh & SIZE_MASK;
+                self.unlink(next, nsize);
+                size += nsize;
+            }
+            if h & PREV_FREE != 0 {
+                let prev = b.sub(WORD).cast::<*mut u8>().read();
+                let psize = hdr(prev) & SIZE_MASK;
+                self.unlink(prev, psize);
+                b = prev;
+                size += psize;
+            }
+            write_free(b, size);
+            self.insert(b, size);
+            (NonNull::new_unchecked(b), size)
+        }
+    }
+
+    /// Resizes the block at `p` in place to at least `size` usable bytes: shrinking always
+    /// works (the tail is freed when it can hold a block); growing works when the next block
+    /// is free and large enough. Returns whether the block now has `size` usable bytes. O(1).
+    ///
+    /// # Safety
+    /// - `p` was returned by an allocation of this allocator and not freed since.
+    pub unsafe fn realloc_in_place(&mut self, p: NonNull<u8>, size: usize) -> bool {
+        let Some(want) = block_size(size) else { return false };
+        // SAFETY: `p` is live; its header and next neighbour are valid blocks.
+        unsafe {
+            let b = p.as_ptr().sub(WORD);
+            let h = hdr(b);
+            let cur = h & SIZE_MASK;
+            let next = b.add(cur);
+            let nh = hdr(next);
+            let avail = if nh & FREE != 0 { cur + (nh & SIZE_MASK) } else { cur };
+            if want > avail {
+                return false;
+            }
+            if want <= cur && cur - want < MIN_BLOCK {
+                return true;
+            }
+            if nh & FREE != 0 {
+                self.unlink(next, nh & SIZE_MASK);
+            }
+            // The block now spans `avail` bytes; keep `want` and free the rest if it can.
+            let rest = avail - want;
+            self.counters.used_bytes -= cur;
+            if rest >= MIN_BLOCK {
+                set_hdr(b, want | (h & PREV_FREE));
+                let tail = b.add(want);
+                write_free(tail, rest);
+                self.insert(tail, rest);
+                self.counters.used_bytes += want;
+            } else {
+                set_hdr(b, avail | (h & PREV_FREE));
+                let after = b.add(avail);
+                set_hdr(after, hdr(after) & !PREV_FREE);
+                self.counters.used_bytes += avail;
+            }
+            true
+        }
+    }
+
+    /// The usable bytes of the block at `p`.
+    ///
+    /// # Safety
+    /// - `p` was returned by an allocation of this allocator and not freed since.
+    #[inline]
+    pub unsafe fn usable_size(p: NonNull<u8>) -> usize {
+        // SAFETY: `p - W` is the block's header.
+        usable(unsafe { hdr(p.as_ptr().sub(WORD)) } & SIZE_MASK)
+    }
+
+    /// Reads the header of the block whose payload would be at `p`, for layers validating a
+    /// pointer: `(size, free)`.
+    ///
+    /// # Safety
+    /// - `p - WORD` is a readable, word-aligned address inside a region of this allocator.
+    #[inline]
+    pub unsafe fn peek(p: NonNull<u8>) -> (usize, bool) {
+        // SAFETY: the caller guarantees the word is readable.
+        let h = unsafe { hdr(p.as_ptr().sub(WORD)) };
+        (h & SIZE_MASK, h & FREE != 0)
+    }
+
+    /// Moves the used block that follows the free block `free_payload` down into it (contents
+    /// copied), so the free space ends up after it, coalesced with a free successor. Returns
+    /// the moved block's new payload address. Used by compaction.
+    ///
+    /// # Safety
+    /// - `free_payload` is the payload address of a free block of this allocator, and the
+    ///   block after it is used.
+    pub unsafe fn slide_down(&mut self, free_payload: NonNull<u8>) -> NonNull<u8> {
+        // SAFETY: per the contract, `f` is free and `u` (after it) used; `ptr::copy` handles
+        // the overlap.
+        unsafe {
+            let f = free_payload.as_ptr().sub(WORD);
+            let fsize = hdr(f) & SIZE_MASK;
+            let u = f.add(fsize);
+            let usize_ = hdr(u) & SIZE_MASK;
+            self.unlink(f, fsize);
+            ptr::copy(u.add(WORD), f.add(WORD), usize_ - WORD);
+            set_hdr(f, usize_);
+            let nf = f.add(usize_);
+            let mut nsize = fsize;
+            let after = nf.add(nsize);
+            let ah = hdr(after);
+            if ah & FREE != 0 {
+                self.unlink(after, ah & SIZE_MASK);
+                nsize += ah & SIZE_MASK;
+            }
+            write_free(nf, nsize);
+            self.insert(nf, nsize);
+            NonNull::new_unchecked(f.add(WORD))
+        }
+    }
+
+    /// Calls `f` for every block of every region, in address order within each region
+    /// (regions newest first), then once with `None` after each region's last block.
+    pub fn walk(&self, mut f: impl FnMut(&RegionInfo, Option<BlockInfo>)) {
+        for r in self.regions() {
+            // SAFETY: regions are live and their blocks tile them up to the sentinel; the
+            // sizes are trusted here (`check` validates them without trusting).
+            unsafe {
+                let mut b = r.start.as_ptr().add(REGION_HEADER);
+                while b < r.sentinel.as_ptr() {
+                    let h = hdr(b);
+                    let size = h & SIZE_MASK;
+                    if size == 0 {
+                        break;
+                    }
+                    f(
+                        &r,
+                        Some(BlockInfo {
+                            payload: NonNull::new_unchecked(b.add(WORD)),
+                            size,
+                            free: h & FREE != 0,
+                        }),
+                    );
+                    b = b.add(size);
+                }
+            }
+            f(&r, None);
+        }
+    }
+
+    /// Validates every region, block, boundary tag, free list, bitmap and counter.
+    /// O(blocks + classes).
+    ///
+    /// # Errors
+    ///
+    /// The first [`Corruption`] found.
+    pub fn check(&self) -> Result<(), Corruption> {
+        let mut free_bytes = 0;
+        let mut free_blocks = 0;
+        let mut used_bytes = 0;
+        let mut used_blocks = 0;
+        for r in self.regions() {
+            let sen = r.sentinel.as_ptr() as usize;
+            // SAFETY: the region is live; every size is validated before it is followed.
+            unsafe {
+                let mut b = r.start.as_ptr().add(REGION_HEADER);
+                let mut prev_free = false;
+                let mut prev_addr = ptr::null_mut();
+                while (b as usize) < sen {
+                    let h = hdr(b);
+                    let size = h & SIZE_MASK;
+                    let addr = b as usize;
+                    if size < MIN_BLOCK || h & (GRAN - 1) & !(FREE | PREV_FREE) != 0 || size > sen - addr {
+                        return Err(Corruption::BadSize { block: addr, size });
+                    }
+                    if (h & PREV_FREE != 0) != prev_free {
+                        return Err(Corruption::BadBoundaryTag { block: addr });
+                    }
+                    if prev_free && b.sub(WORD).cast::<*mut u8>().read() != prev_addr {
+                        return Err(Corruption::BadBoundaryTag { block: addr });
+                    }
+                    let free = h & FREE != 0;
+                    if free && prev_free {
+                        return Err(Corruption::Uncoalesced { block: addr });
+                    }
+                    if free {
+                        free_bytes += size;
+                        free_blocks += 1;
+                    } else {
+                        used_bytes += size;
+                        used_blocks += 1;
+                    }
+                    prev_free = free;
+                    prev_addr = b;
+                    b = b.add(size);
+                }
+                if b as usize != sen || hdr(b) & SIZE_MASK != 0 || hdr(b) & FREE != 0 {
+                    return Err(Corruption::BadSize { block: b as usize, size: hdr(b) });
+                }
+                if (hdr(b) & PREV_FREE != 0) != prev_free {
+                    return Err(Corruption::BadBoundaryTag { block: b as usize });
+                }
+            }
+        }
+        let mut listed = 0;
+        for fl in 0..FLLEN {
+            if (self.fl_bitmap >> fl & 1 != 0) != (self.sl_bitmap[fl] != 0) {
+                return Err(Corruption::BadFreeList { fl, sl: 0 });
+            }
+            for sl in 0..SLLEN {
+                let mut b = self.heads[fl][sl];
+                if (self.sl_bitmap[fl] >> sl & 1 != 0) == b.is_null() {
+                    return Err(Corruption::BadFreeList { fl, sl });
+                }
+                let mut prev = ptr::null_mut();
+                while !b.is_null() {
+                    listed += 1;
+                    if listed > free_blocks {
+                        return Err(Corruption::BadFreeList { fl, sl });
+                    }
+                    // SAFETY: `b` is on a list; the walk above counted every free block, and
+                    // a list longer than that count was rejected.
+                    unsafe {
+                        let h = hdr(b);
+                        if h & FREE == 0 || mapping(h & SIZE_MASK) != (fl, sl) || link(b, 1) != prev {
+                            return Err(Corruption::BadFreeList { fl, sl });
+                        }
+                        prev = b;
+                        b = link(b, 0);
+                    }
+                }
+            }
+        }
+        let c = self.counters;
+        if listed != free_blocks
+            || c.free_blocks != free_blocks
+            || c.free_bytes != free_bytes
+            || c.used_bytes != used_bytes
+            || c.used_blocks != used_blocks
+        {
+            return Err(Corruption::BadCounters);
+        }
+        Ok(())
+    }
+
+    /// The class lower bound of a size, exposed for tests of the mapping.
+    #[doc(hidden)]
+    pub fn class_bounds(size: usize) -> (usize, usize) {
+        let (fl, sl) = mapping(size);
+        let (sfl, ssl) = mapping_search(size);
+        (class_floor(fl, sl), if sfl < FLLEN { class_floor(sfl, ssl) } else { usize::MAX })
+    }
+}
+
+/// Iterator over the regions of a [`Tlsf`], newest first.
+pub struct RegionIter<'a> {
+    next: *mut u8,
+    _tlsf: core::marker::PhantomData<&'a Tlsf>,
+}
+
+impl Iterator for RegionIter<'_> {
+    type Item = RegionInfo;
+    fn next(&mut self) -> Option<RegionInfo> {
+        let s = NonNull::new(self.next)?;
+        // SAFETY: every region on the list is live and starts with its 3-word header.
+        unsafe {
+            self.next = s.as_ptr().cast::<*mut u8>().read();
+            let sen = s.as_ptr().add(WORD).cast::<*mut u8>().read();
+            let tag = s.as_ptr().add(2 * WORD).cast::<usize>().read();
+            Some(RegionInfo { start: s, sentinel: NonNull::new_unchecked(sen), tag })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn mapping_classes_are_ordered_and_search_rounds_up() {
+        let mut last = (0, 0);
+        let mut s = MIN_BLOCK;
+        while s < 1 << 30 {
+            let c = mapping(s);
+            assert!(c >= last, "classes grow with sizes at {s}");
+            last = c;
+            let (floor, search_floor) = Tlsf::class_bounds(s);
+            assert!(floor <= s);
+            assert!(search_floor >= s, "every block of the searched class fits {s}");
+            s += if s < 4096 { GRAN } else { s / 7 & SIZE_MASK };
+        }
+        assert!(mapping(MAX_BLOCK).0 < FLLEN);
+    }
+
+    #[test]
+    fn block_sizes_round_to_granule_and_refuse_overflow() {
+        assert_eq!(block_size(0), Some(MIN_BLOCK));
+        assert_eq!(block_size(1), Some(MIN_BLOCK));
+        assert_eq!(block_size(MIN_BLOCK - WORD), Some(MIN_BLOCK));
+        assert_eq!(block_size(MIN_BLOCK - WORD + 1), Some(MIN_BLOCK + GRAN));
+        assert_eq!(block_size(usize::MAX), None);
+        assert_eq!(block_size(MAX_BLOCK), None);
+    }
+
+    fn region(words: usize) -> vec::Vec<u128> {
+        vec![0u128; words]
+    }
+
+    #[test]
+    fn alloc_free_coalesce_back_to_one_block() {
+        let mut mem = region(256);
+        let mut t = Tlsf::new();
+        let len = mem.len() * 16;
+        // SAFETY: `mem` outlives `t`'s use below and is used by nothing else.
+        let r = unsafe { t.add_region(NonNull::new(mem.as_mut_ptr().cast()).unwrap(), len, 7) }.unwrap();
+        assert_eq!(r.tag, 7);
+        let whole = t.counters().free_bytes;
+        let a = t.alloc(10).unwrap();
+        let b = t.alloc(100).unwrap();
+        let c = t.alloc(1000).unwrap();
+        t.check().unwrap();
+        assert_eq!(a.as_ptr() as usize % GRAN, 0);
+        // SAFETY: all three are live allocations of `t`.
+        unsafe {
+            t.free(b);
+            t.check().unwrap();
+            t.free(a);
+            t.check().unwrap();
+            t.free(c);
+        }
+        t.check().unwrap();
+        assert_eq!(t.counters().free_blocks, 1);
+        assert_eq!(t.counters().free_bytes, whole);
+        assert_eq!(t.largest_allocatable(), whole);
+    }
+
+    #[test]
+    fn too_small_region_is_refused() {
+        let mut mem = [0u8; 40];
+        let mut t = Tlsf::new();
+        // SAFETY: `mem` is a local buffer.
+        assert!(unsafe { t.add_region(NonNull::new(mem.as_mut_ptr()).unwrap(), mem.len(), 0) }.is_none());
+        assert_eq!(t.counters().regions, 0);
+    }
+
+    #[test]
+    fn aligned_and_in_place_realloc() {
+        let mut mem = region(1024);
+        let mut t = Tlsf::new();
+        let len = mem.len() * 16;
+        // SAFETY: as above.
+        unsafe { t.add_region(NonNull::new(mem.as_mut_ptr().cast()).unwrap(), len, 0) }.unwrap();
+        let a = t.alloc_aligned(24, 256).unwrap();
+        assert_eq!(a.as_ptr() as usize % 256, 0);
+        t.check().unwrap();
+        assert!(t.alloc_aligned(8, 3).is_none());
+        // SAFETY: `a` is live.
+        unsafe {
+            assert!(t.realloc_in_place(a, 2000));
+            assert!(Tlsf::usable_size(a) >= 2000);
+            t.check().unwrap();
+            assert!(t.realloc_in_place(a, 8));
+            t.check().unwrap();
+            t.free(a);
+        }
+        t.check().unwrap();
+    }
+}
