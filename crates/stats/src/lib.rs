@@ -11,7 +11,9 @@
 //! - [`render_table`]: the table Legato users know from pool inspection (TOTAL BLKS, USED BLKS,
 //!   MAX USED, OVERFLOWS, ALLOCS, BLK BYTES, USED BYTES, MEMORY POOL, SUB-POOL), followed by the
 //!   arena columns for variable-size pools;
-//! - [`to_json`] / [`from_json`] (with `std`): the same figures for machines.
+//! - [`to_json`] / [`from_json`] (with `std`): the same figures for machines;
+//! - `export` (with `std`): the registry served on a private Unix socket for `poolstat`,
+//!   on request (`export::serve()` or `MEMPOOLS_STATS=1`).
 //!
 //! ```
 //! use mempools_stats::{registry, PoolKind, PoolStats, Report};
@@ -37,6 +39,8 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(all(feature = "std", not(loom)))]
+pub mod export;
 mod registry;
 mod render;
 mod snapshot;
@@ -54,4 +58,33 @@ pub enum StatsError {
     #[cfg(feature = "std")]
     #[error("malformed pool statistics JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// A file-system or socket operation of the export failed.
+    #[cfg(feature = "std")]
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: alloc::string::String,
+        /// The file, directory or socket concerned.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The socket directory exists but is not private to this user.
+    #[cfg(feature = "std")]
+    #[error("refusing socket directory {}: {reason}", path.display())]
+    UnsafeDirectory {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why it is refused.
+        reason: alloc::string::String,
+    },
+    /// The process at the other end of the socket answered with an error.
+    #[cfg(feature = "std")]
+    #[error("{}: {message}", socket.display())]
+    Remote {
+        /// The socket queried.
+        socket: std::path::PathBuf,
+        /// The server's error message.
+        message: alloc::string::String,
+    },
 }

@@ -65,6 +65,9 @@ impl Registry {
     /// Registers `pool` under `name`. A name already registered is logged as a warning and
     /// kept: [`Registry::find`] returns the earliest. The pool stays registered until the
     /// returned [`Registration`] is dropped.
+    ///
+    /// With `std`, the first registration of the process also reads `MEMPOOLS_STATS` and,
+    /// when it is set, starts serving the process's registry (see `export`).
     pub fn register(&self, name: &str, pool: Weak<dyn Report>) -> Registration<'_> {
         let mut inner = self.inner.lock();
         let id = inner.next_id;
@@ -77,6 +80,8 @@ impl Registry {
         if duplicate {
             log::warn!("a pool named \"{name}\" is already registered; lookups by name find the earlier one");
         }
+        #[cfg(all(feature = "std", not(loom)))]
+        crate::export::serve_if_requested();
         Registration { registry: self, id }
     }
 
