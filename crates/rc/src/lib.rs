@@ -1,4 +1,138 @@
-//! Reference-counted objects and destructors over block pools
+//! Reference-counted objects and destructors over block pools: the object model of Legato's
+//! `le_mem`.
 //!
-//! Not built yet: this crate is a placeholder in the workspace layout and provides nothing.
+//! Every object comes from a pool of fixed-size blocks, starts with a reference count of 1,
+//! and knows its pool through a small header in front of it ([`BLOCK_OVERHEAD`] bytes: the
+//! pool pointer and the count), so releasing needs no pool argument. When the count reaches
+//! zero the pool's destructor runs with no lock held (it may use pools, its own included) and
+//! the block returns to its pool.
+//!
+//! Two APIs over the same pools:
+//!
+//! - typed: [`Pool<T>`] hands out [`PoolBox<T>`] (unique, no atomic count) and [`PoolRc<T>`]
+//!   (shared like `Arc`; clone = add_ref, drop = release); `T`'s `Drop` is the destructor;
+//! - untyped, for the C ABI: [`RawPool`] hands out raw object pointers; [`release`],
+//!   [`add_ref`], [`ref_count`], [`object_size_of`] and [`pool_of_object`] work on the pointer
+//!   alone, in O(1); a pool-level destructor (`fn(*mut u8)` or a C function pointer).
+//!
+//! Sub-pools and reduced pools (crate `mempools-subpool`) are `RawPool`s too, with a link to
+//! their super-pool; every pool registers in the `mempools-stats` registry under its name.
+//!
+//! ```
+//! use mempools_rc::Pool;
+//!
+//! #[derive(Debug, PartialEq)]
+//! struct Point { x: i32, y: i32 }
+//!
+//! let pool: Pool<Point> = Pool::new("doc.points");
+//! pool.expand(12);
+//! let p = pool.force_alloc_rc(Point { x: 5, y: 10 });
+//! let q = p.clone(); // add_ref
+//! assert_eq!(mempools_rc::PoolRc::ref_count(&p), 2);
+//! drop(p);
+//! assert_eq!(q.x, 5);
+//! drop(q); // count 0: Point dropped, block back in the pool
+//! let s = pool.stats();
+//! assert_eq!((s.in_use, s.total, s.allocs), (0, 12, 1));
+//! ```
+//!
+//! # Where the blocks come from
+//!
+//! A pool takes its memory from a `mempools_core::Source` (the global allocator by default, or
+//! a caller's static region first) one chunk per expansion and never returns it while the pool
+//! lives. The free list and all counters sit behind one short critical section: le_mem's
+//! accounting of sub-pools (lent blocks, shortfall growth counted as overflows up a chain of
+//! super-pools) must change several pools' figures together, and a sub-pool adopts blocks
+//! that are not contiguous. See the `raw` module's source for the design notes.
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod header;
+mod object;
+mod raw;
+mod typed;
+
+/// The sync shim of `mempools-core`, re-exported for the modules of this crate.
+pub(crate) use mempools_core::sync;
+
+pub use header::{block_size, try_block_size, BLOCK_OVERHEAD, MIN_ALIGN};
+pub use object::{add_ref, object_size_of, pool_of_object, ref_count, release};
+pub use raw::{PoolInner, RawPool, RawPoolBuilder, Stats, MAX_ALIGN};
+pub use typed::{ObjectPool, Pool, PoolBox, PoolRc};
+
+/// A pool's destructor: called with the object's pointer when its count reaches zero.
+#[derive(Clone, Copy, Debug)]
+pub enum Destructor {
+    /// A Rust function.
+    Rust(fn(*mut u8)),
+    /// A C function pointer (`le_mem_Destructor_t`).
+    C(unsafe extern "C" fn(*mut core::ffi::c_void)),
+}
+
+impl Destructor {
+    /// Calls the destructor on `obj`.
+    ///
+    /// # Safety
+    ///
+    /// - `obj` must be what the destructor expects: an object of the pool it was set on,
+    ///   whose count just reached zero.
+    pub unsafe fn call(self, obj: *mut u8) {
+        match self {
+            Destructor::Rust(f) => f(obj),
+            // SAFETY: the caller's guarantee, which `set_c_destructor` made the C side promise.
+            Destructor::C(f) => unsafe { f(obj.cast()) },
+        }
+    }
+}
+
+/// What can go wrong creating, growing or deleting a pool.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RcError {
+    /// The object size makes a block (or a chunk of blocks) overflow the address space, or
+    /// does not fit the super-pool's block.
+    #[error("object size {size} is too large")]
+    TooLarge {
+        /// The object size asked for.
+        size: usize,
+    },
+    /// The alignment is not a power of two, or above the maximum.
+    #[error("alignment {align} is not a power of two up to {max}")]
+    BadAlignment {
+        /// The alignment asked for.
+        align: usize,
+        /// The largest alignment accepted.
+        max: usize,
+    },
+    /// The memory source (or the super-pool's) could not supply the blocks.
+    #[error("out of memory growing pool \"{pool}\" by {blocks} blocks")]
+    OutOfMemory {
+        /// The pool that could not grow.
+        pool: alloc::string::String,
+        /// Blocks it needed.
+        blocks: usize,
+    },
+    /// A sub-pool cannot be deleted while objects are allocated from it.
+    #[error("sub-pool \"{pool}\" still has {in_use} blocks in use")]
+    Busy {
+        /// The sub-pool.
+        pool: alloc::string::String,
+        /// Blocks in use.
+        in_use: usize,
+    },
+    /// The sub-pool was deleted.
+    #[error("sub-pool \"{pool}\" was deleted")]
+    Deleted {
+        /// The sub-pool.
+        pool: alloc::string::String,
+    },
+    /// Only sub-pools can be deleted.
+    #[error("pool \"{pool}\" is not a sub-pool")]
+    NotASubPool {
+        /// The pool.
+        pool: alloc::string::String,
+    },
+}

@@ -1,0 +1,113 @@
+//! Operations on an object through its pointer alone (le_mem's `Release`, `AddRef`,
+//! `GetRefCount`, `GetBlockSize`): the header in front of the object names its pool.
+
+use core::ptr::NonNull;
+
+use crate::raw::{destroy, pool_of, RawPool};
+use crate::sync::{fence, Ordering};
+
+/// Counts above this are refused (like `Arc`, a count this high means a leak of references).
+const MAX_REFS: usize = usize::MAX / 2;
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn free_block_panic(pool: &str, obj: NonNull<u8>, what: &str) -> ! {
+    panic!("le_mem: {what} of object {obj:p} of pool \"{pool}\", which is free (reference count already 0)")
+}
+
+/// Drops one reference; at zero runs the pool's destructor (no lock held), then returns the
+/// block to the pool it came from.
+///
+/// # Safety
+///
+/// - `obj` must be an object pointer handed out by a pool of this crate (`RawPool` alloc
+///   functions, or the typed API's `into_raw`), whose pool is alive.
+/// - The caller gives up one reference it holds; after the last one, `obj` must not be used.
+/// - For a typed pool, the object must hold a valid `T` (its `Drop` runs at zero).
+///
+/// # Panics
+///
+/// When the count is already 0 (a free block), naming the pool.
+#[track_caller]
+#[inline]
+pub unsafe fn release(obj: NonNull<u8>) {
+    // SAFETY: the caller's guarantee.
+    let (header, pool) = unsafe { pool_of(obj) };
+    let mut count = header.count.load(Ordering::Relaxed);
+    loop {
+        if count == 0 {
+            free_block_panic(pool.name(), obj, "release");
+        }
+        match header.count.compare_exchange_weak(count, count - 1, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(now) => count = now,
+        }
+    }
+    if count == 1 {
+        // Every other holder's writes to the object happen before its destructor.
+        fence(Ordering::Acquire);
+        // SAFETY: we took the count to zero: the object is ours alone.
+        unsafe { destroy(pool, obj) };
+    }
+}
+
+/// Adds one reference.
+///
+/// # Safety
+///
+/// - `obj` must be an object pointer of a live pool of this crate, and the caller must hold a
+///   reference to it (so it cannot reach zero meanwhile).
+///
+/// # Panics
+///
+/// When the block is free (count 0), naming the pool; when the count would exceed
+/// `usize::MAX / 2`.
+#[track_caller]
+#[inline]
+pub unsafe fn add_ref(obj: NonNull<u8>) {
+    // SAFETY: the caller's guarantee.
+    let (header, pool) = unsafe { pool_of(obj) };
+    let old = header.count.fetch_add(1, Ordering::Relaxed);
+    if old == 0 || old >= MAX_REFS {
+        header.count.fetch_sub(1, Ordering::Relaxed);
+        if old == 0 {
+            free_block_panic(pool.name(), obj, "add_ref");
+        }
+        panic!("le_mem: reference count of object {obj:p} of pool \"{}\" overflows", pool.name());
+    }
+}
+
+/// The object's current reference count (0 for a free block).
+///
+/// # Safety
+///
+/// - `obj` must be an object pointer of a live pool of this crate.
+#[inline]
+pub unsafe fn ref_count(obj: NonNull<u8>) -> usize {
+    // SAFETY: the caller's guarantee.
+    let (header, _) = unsafe { pool_of(obj) };
+    header.count.load(Ordering::Acquire)
+}
+
+/// The object size of the pool `obj` belongs to (le_mem's `GetBlockSize`), in O(1).
+///
+/// # Safety
+///
+/// - `obj` must be an object pointer of a live pool of this crate.
+pub unsafe fn object_size_of(obj: NonNull<u8>) -> usize {
+    // SAFETY: the caller's guarantee.
+    unsafe { pool_of(obj) }.1.obj_size()
+}
+
+/// A handle on the pool `obj` belongs to, in O(1).
+///
+/// # Safety
+///
+/// - `obj` must be an object pointer of a live pool of this crate.
+pub unsafe fn pool_of_object(obj: NonNull<u8>) -> RawPool {
+    // SAFETY: the caller's guarantee.
+    let (_, pool) = unsafe { pool_of(obj) };
+    // SAFETY: the header names a live pool, which lives in an `Arc`.
+    unsafe { RawPool::clone_from_raw(pool) }
+}
