@@ -41,6 +41,7 @@ pub mod tlsf;
 
 pub use global::GlobalHeap;
 pub use heap::{Heap, MallInfo};
+pub use pool::{Flags, Handler, Pool, PoolConfig, PoolCounters};
 pub use tlsf::Tlsf;
 
 /// What went wrong in this crate, with the value that was wrong.

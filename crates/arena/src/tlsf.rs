@@ -47,6 +47,9 @@
 
 use core::ptr::{self, NonNull};
 
+// Trimming the end of a region (the seam `mainmem` uses to give the top of the heap back).
+mod trim;
+
 /// One machine word.
 pub const WORD: usize = core::mem::size_of::<usize>();
 /// The granule: every payload is aligned to it and every block size is a multiple of it
