@@ -521,18 +521,22 @@ pub fn fetch_map(socket: &Path, pool: &str) -> Result<Vec<ArenaMap>, StatsError>
     Ok(reply.arenas)
 }
 
-/// Pings the server at `socket`; returns the pid it reports.
+/// What a server answers to `ping`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct Pong {
+    /// The serving process's id.
+    pub pid: u32,
+    /// How many live pools its registry holds.
+    pub pools: usize,
+}
+
+/// Pings the server at `socket`.
 ///
 /// # Errors
 ///
 /// As [`request`], and [`StatsError::Json`] when the answer is not a pong.
-pub fn ping(socket: &Path, timeout: Duration) -> Result<u32, StatsError> {
-    #[derive(serde::Deserialize)]
-    struct Pong {
-        pid: u32,
-    }
-    let pong: Pong = serde_json::from_str(&request(socket, "ping", timeout)?)?;
-    Ok(pong.pid)
+pub fn ping(socket: &Path, timeout: Duration) -> Result<Pong, StatsError> {
+    Ok(serde_json::from_str(&request(socket, "ping", timeout)?)?)
 }
 
 /// Whether `name` looks like a socket path rather than a pid (it has a `/` or ends `.sock`).
@@ -600,7 +604,7 @@ mod tests {
         assert_eq!((snapshot[0].name.as_str(), snapshot[0].used_blocks), ("t.fixed", 4));
         let map = fetch_map(&path, "t.fixed").unwrap();
         assert_eq!(map[0].blocks[1].size, 56);
-        assert_eq!(ping(&path, CLIENT_TIMEOUT).unwrap(), std::process::id());
+        assert_eq!(ping(&path, CLIENT_TIMEOUT).unwrap(), Pong { pid: std::process::id(), pools: 1 });
         match fetch_map(&path, "nope") {
             Err(StatsError::Remote { message, .. }) => assert!(message.contains("nope"), "{message}"),
             other => panic!("expected a remote error, got {other:?}"),
