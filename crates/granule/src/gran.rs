@@ -564,7 +564,7 @@ mod tests {
     fn a_caller_bitmap_works_like_the_vec() {
         let mut r = region(2048);
         let mut bitmap = [0usize; bitmap_words(2048, 4)];
-        let mut pool = GranPool::with_bitmap("granule.slice", bytes(&mut r), 4, 4, &mut bitmap).unwrap();
+        let mut pool = GranPool::with_bitmap("granule.slice", bytes(&mut r), 4, 3, &mut bitmap).unwrap();
         assert_eq!(pool.info().ngranules, 128);
         let a = pool.alloc(2048 - 16).unwrap();
         assert_eq!(pool.info().mxfree, 1);
