@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod demo;
+mod payload_arena;
 pub mod svg;
 pub mod table;
 
