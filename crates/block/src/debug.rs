@@ -61,7 +61,12 @@ pub(crate) unsafe fn prepare_block(geometry: &Geometry, options: &DebugOptions, 
 /// # Safety
 ///
 /// - `object` is the object pointer of a block of a pool with `geometry`, owned by the caller.
-pub(crate) unsafe fn on_alloc(geometry: &Geometry, options: &DebugOptions, object: *mut u8, link_inside: bool) {
+pub(crate) unsafe fn on_alloc(
+    geometry: &Geometry,
+    options: &DebugOptions,
+    object: *mut u8,
+    link_inside: bool,
+) {
     let link = size_of::<*mut u8>();
     if link_inside && options.guard > 0 && geometry.size < link {
         // SAFETY: the object area has at least `link` bytes (see `Geometry`).
@@ -136,7 +141,10 @@ pub struct LeakReport {
 
 impl LeakReport {
     /// Groups `callers` (one entry per live block) by call site.
-    pub(crate) fn new(pool: &str, callers: impl IntoIterator<Item = Option<&'static Location<'static>>>) -> Self {
+    pub(crate) fn new(
+        pool: &str,
+        callers: impl IntoIterator<Item = Option<&'static Location<'static>>>,
+    ) -> Self {
         let mut sites: Vec<(&'static Location<'static>, usize)> = Vec::new();
         let mut untracked = 0;
         for caller in callers {
@@ -150,7 +158,9 @@ impl LeakReport {
             }
         }
         sites.sort_by(|a, b| {
-            b.1.cmp(&a.1).then_with(|| (a.0.file(), a.0.line(), a.0.column()).cmp(&(b.0.file(), b.0.line(), b.0.column())))
+            b.1.cmp(&a.1).then_with(|| {
+                (a.0.file(), a.0.line(), a.0.column()).cmp(&(b.0.file(), b.0.line(), b.0.column()))
+            })
         });
         Self { pool: pool.into(), sites, untracked }
     }

@@ -117,7 +117,10 @@ mod tests {
             Err(BlockError::TooLarge { size: usize::MAX - 64, count: 1 })
         );
         let g = Geometry::new(64, 8, 0).unwrap();
-        assert_eq!(g.chunk_layout(usize::MAX / 2), Err(BlockError::TooLarge { size: 64, count: usize::MAX / 2 }));
+        assert_eq!(
+            g.chunk_layout(usize::MAX / 2),
+            Err(BlockError::TooLarge { size: 64, count: usize::MAX / 2 })
+        );
         assert_eq!(g.chunk_layout(4).unwrap().size(), 256);
     }
 }

@@ -360,9 +360,13 @@ impl<S: Source> LocalPool<S> {
     fn alloc_slow(&self, caller: &'static Location<'static>) -> Option<NonNull<u8>> {
         let object = self.pop()?;
         // SAFETY: the block was free and is now ours.
-        unsafe { debug::on_alloc(&self.geometry, &self.options, object.as_ptr(), !cfg!(feature = "passthrough")) };
+        unsafe {
+            debug::on_alloc(&self.geometry, &self.options, object.as_ptr(), !cfg!(feature = "passthrough"))
+        };
         if self.options.checked || self.options.track_callers {
-            self.live.borrow_mut().insert(object.as_ptr() as usize, self.options.track_callers.then_some(caller));
+            self.live
+                .borrow_mut()
+                .insert(object.as_ptr() as usize, self.options.track_callers.then_some(caller));
         }
         self.count_alloc(1, 1);
         #[cfg(feature = "trace")]
@@ -476,7 +480,9 @@ impl<S: Source> LocalPool<S> {
         let addr = ptr.as_ptr() as usize;
         self.chunks.borrow().iter().any(|(base, layout)| {
             let start = base.as_ptr() as usize + self.geometry.front;
-            addr >= start && addr < base.as_ptr() as usize + layout.size() && (addr - start) % self.geometry.stride == 0
+            addr >= start
+                && addr < base.as_ptr() as usize + layout.size()
+                && (addr - start) % self.geometry.stride == 0
         })
     }
 
@@ -504,7 +510,14 @@ impl<S: Source> LocalPool<S> {
         for _ in 0..count {
             let object = self.pop().expect("free blocks counted above");
             // SAFETY: the block was free and is now ours.
-            unsafe { debug::on_alloc(&self.geometry, &self.options, object.as_ptr(), !cfg!(feature = "passthrough")) };
+            unsafe {
+                debug::on_alloc(
+                    &self.geometry,
+                    &self.options,
+                    object.as_ptr(),
+                    !cfg!(feature = "passthrough"),
+                )
+            };
             if self.options.checked || self.options.track_callers {
                 self.live.borrow_mut().insert(object.as_ptr() as usize, None);
             }

@@ -380,7 +380,12 @@ impl<S: Source> SyncPool<S> {
     }
 
     /// Grows by `count` blocks and adds `overflows` to the overflow count, under the growth lock.
-    fn grow_locked(&self, growth: &mut MutexGuard<'_, Growth>, count: usize, overflows: u64) -> Result<(), BlockError> {
+    fn grow_locked(
+        &self,
+        growth: &mut MutexGuard<'_, Growth>,
+        count: usize,
+        overflows: u64,
+    ) -> Result<(), BlockError> {
         if count == 0 {
             return Ok(());
         }
@@ -433,8 +438,12 @@ impl<S: Source> SyncPool<S> {
                 last_slot.next.store(head.top, Ordering::Relaxed);
                 let new = Head { top: first + 1, ..head };
                 // Release: a thread that pops one of the new blocks sees its slot and memory.
-                match self.shared.head.compare_exchange_weak(cur, new.pack(), Ordering::AcqRel, Ordering::Acquire)
-                {
+                match self.shared.head.compare_exchange_weak(
+                    cur,
+                    new.pack(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
                     Ok(_) => break,
                     Err(actual) => cur = actual,
                 }
