@@ -28,7 +28,7 @@ impl Break {
     pub(crate) fn current(&self) -> usize {
         match *self {
             // SAFETY: `sbrk(0)` only reads the break.
-            Break::Sbrk => unsafe { libc::sbrk(0) } as usize,
+            Break::Sbrk => (unsafe { libc::sbrk(0) }) as usize,
             Break::Emulated { base, cur, .. } => base as usize + cur,
         }
     }
