@@ -127,7 +127,10 @@ fn heaps_register_and_report() {
     assert_eq!(s.used_blocks, 1);
     let a = s.arena.unwrap();
     let info = heap.mallinfo();
-    assert_eq!((a.size, a.free, a.largest_free, a.free_blocks, a.arenas), (info.arena, info.fordblks, info.mxordblk, 1, 1));
+    assert_eq!(
+        (a.size, a.free, a.largest_free, a.free_blocks, a.arenas),
+        (info.arena, info.fordblks, info.mxordblk, 1, 1)
+    );
     // SAFETY: live.
     unsafe { heap.free(Some(p)) };
     let keep = mempools_stats::registry().find("t.heap.registered").unwrap();

@@ -13,7 +13,8 @@ use mempools_core::fill;
 use mempools_core::{FailingSource, RegionSource, Source, SystemSource};
 
 fn pool(name: &str, flags: Flags) -> Pool<SystemSource, Rec> {
-    Pool::with_handler(PoolConfig::new(name).minarena(4096).flags(flags), SystemSource, Rec::default()).unwrap()
+    Pool::with_handler(PoolConfig::new(name).minarena(4096).flags(flags), SystemSource, Rec::default())
+        .unwrap()
 }
 
 fn expect_panic<R>(f: impl FnOnce() -> R, needle: &str) {
@@ -186,13 +187,16 @@ fn dump_lists_every_block_in_address_order() {
 
 #[test]
 fn compact_moves_blocks_down_and_reports_them() {
-    let mut p = Pool::with_handler(PoolConfig::new("t.compact").minarena(4096), SystemSource, Rec::mover()).unwrap();
-    let blocks: Vec<NonNull<u8>> = (0..8).map(|i| {
-        let b = p.alloc(40).unwrap();
-        // SAFETY: 40 bytes.
-        unsafe { b.as_ptr().write_bytes(i as u8, 40) };
-        b
-    }).collect();
+    let mut p =
+        Pool::with_handler(PoolConfig::new("t.compact").minarena(4096), SystemSource, Rec::mover()).unwrap();
+    let blocks: Vec<NonNull<u8>> = (0..8)
+        .map(|i| {
+            let b = p.alloc(40).unwrap();
+            // SAFETY: 40 bytes.
+            unsafe { b.as_ptr().write_bytes(i as u8, 40) };
+            b
+        })
+        .collect();
     assert!(!p.compact(), "nothing freed yet");
     for b in blocks.iter().step_by(2) {
         p.free(Some(*b));
@@ -205,7 +209,9 @@ fn compact_moves_blocks_down_and_reports_them() {
     for (i, b) in blocks.iter().enumerate().skip(1).step_by(2) {
         let to = moves.iter().find(|m| m.0 == b.as_ptr() as usize).unwrap().1;
         // SAFETY: `to` is the moved block's new address inside the same arena.
-        let moved = unsafe { std::slice::from_raw_parts(b.as_ptr().wrapping_add(to).wrapping_sub(b.as_ptr() as usize), 40) };
+        let moved = unsafe {
+            std::slice::from_raw_parts(b.as_ptr().wrapping_add(to).wrapping_sub(b.as_ptr() as usize), 40)
+        };
         assert!(moved.iter().all(|&x| x == i as u8));
         assert!(to < b.as_ptr() as usize);
     }
@@ -281,7 +287,10 @@ fn zero_sizes_give_unique_pointers_and_bad_alignments_fail_cleanly() {
     assert!(p.alloc_align(100, 0, 0, 50).is_none(), "a span smaller than the size fails");
     let c = p.alloc_align(10, 3, 1, 0).unwrap();
     assert_eq!(c.as_ptr() as usize % 3, 1);
-    assert!(p.alloc_align(100, 64, -8, 128).is_none(), "no address ≡ 56 (mod 64) keeps 100 bytes in a 128 span");
+    assert!(
+        p.alloc_align(100, 64, -8, 128).is_none(),
+        "no address ≡ 56 (mod 64) keeps 100 bytes in a 128 span"
+    );
     let d = p.alloc_align(100, 64, -56, 128).unwrap();
     assert_eq!(d.as_ptr() as usize % 64, 8);
     assert_eq!(d.as_ptr() as usize / 128, (d.as_ptr() as usize + 99) / 128);
