@@ -34,10 +34,10 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
-#[cfg(feature = "std")]
-pub mod area;
 pub mod global;
 pub mod heap;
+#[cfg(feature = "std")]
+pub mod mainmem;
 pub mod pool;
 pub mod tlsf;
 
