@@ -34,6 +34,8 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "std")]
+pub mod area;
 pub mod global;
 pub mod heap;
 #[cfg(feature = "std")]
