@@ -16,8 +16,10 @@
 //! | header | module | original |
 //! | --- | --- | --- |
 //! | `mempools.h` | [`version`] | — |
+//! | `le_mem.h` | [`le_mem`] | Legato `le_mem` (object pools, sub-pools, reduced pools, static pools) |
 #![allow(non_camel_case_types, non_snake_case)]
 
 pub mod fatal;
+pub mod le_mem;
 pub mod logger;
 pub mod version;

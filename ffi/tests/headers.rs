@@ -15,7 +15,10 @@ struct Header {
     trailer: Option<&'static str>,
 }
 
-const HEADERS: &[Header] = &[Header { file: "mempools.h", module: "src/version.rs", trailer: None }];
+const HEADERS: &[Header] = &[
+    Header { file: "mempools.h", module: "src/version.rs", trailer: None },
+    Header { file: "le_mem.h", module: "src/le_mem.rs", trailer: Some(include_str!("../src/le_mem_macros.h")) },
+];
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
