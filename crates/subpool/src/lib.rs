@@ -273,7 +273,17 @@ pub fn str_dup(pool: &RawPool, bytes: &[u8]) -> NonNull<u8> {
 /// A typed sub-pool of a [`Pool<T>`]: the allocation API of [`ObjectPool<T>`] (it
 /// dereferences to it) over blocks borrowed from the super-pool.
 ///
-/// There is no way to make a sub-pool of a `SubPool<T>`: [`SubPool::new`] takes a `Pool<T>`.
+/// There is no way to make a sub-pool of a `SubPool<T>`: [`SubPool::new`] takes a `Pool<T>`,
+/// and a `SubPool<T>` is not one (it dereferences to [`ObjectPool<T>`] only):
+///
+/// ```compile_fail
+/// use mempools_rc::Pool;
+/// use mempools_subpool::SubPool;
+/// let pool: Pool<u32> = Pool::new("doc.nested");
+/// let sub = SubPool::new(&pool, "doc.nested.sub", 1).unwrap();
+/// let nested = SubPool::new(&sub, "doc.nested.sub.sub", 1); // error: expected `&Pool<_>`
+/// ```
+///
 /// Dropping the handle without [`SubPool::delete`] deletes the sub-pool once its last object
 /// is released.
 pub struct SubPool<T> {
