@@ -7,12 +7,14 @@
 //! | `miri` | Miri (strict provenance) over every crate with unsafe code |
 //! | `loom` | the loom models |
 //! | `no-std` | the `no_std` crates for `thumbv7em-none-eabihf` without default features |
+//! | `fuzz-smoke [--seconds N] [TARGET...]` | every fuzz target for N seconds (default 20) from its seeds; fails on a crash |
 //! | `bench-report [--quick]` | every benchmark, then `benches/README.md` and `target/bench-report.json` |
 //!
 //! Each stage installs what it needs through rustup (components, targets) first, so a fresh
 //! machine with Rust installed needs nothing else.
 
 mod bench_report;
+mod fuzz;
 
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -153,12 +155,16 @@ fn main() -> ExitCode {
         "miri" => stages.run("miri", miri),
         "loom" => stages.run("loom models", loom),
         "no-std" => stages.run("no_std builds", no_std),
+        "fuzz-smoke" => {
+            let rest: Vec<String> = std::env::args().skip(2).collect();
+            stages.run("fuzz smoke", || fuzz::fuzz_smoke(&rest))
+        }
         "bench-report" => {
             let rest: Vec<String> = std::env::args().skip(2).collect();
             stages.run("bench report", || bench_report::bench_report(&rest))
         }
         _ => {
-            eprintln!("usage: cargo xtask <test | ci | miri | loom | no-std | bench-report [--quick]>");
+            eprintln!("usage: cargo xtask <test | ci | miri | loom | no-std | fuzz-smoke [--seconds N] | bench-report [--quick]>");
             return ExitCode::from(2);
         }
     };
