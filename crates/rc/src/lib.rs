@@ -40,10 +40,21 @@
 //!
 //! A pool takes its memory from a `mempools_core::Source` (the global allocator by default, or
 //! a caller's static region first) one chunk per expansion and never returns it while the pool
-//! lives. The free list and all counters sit behind one short critical section: le_mem's
-//! accounting of sub-pools (lent blocks, shortfall growth counted as overflows up a chain of
-//! super-pools) must change several pools' figures together, and a sub-pool adopts blocks
-//! that are not contiguous. See the `raw` module's source for the design notes.
+//! lives. The free list and all counters sit behind one short critical section. This crate
+//! keeps its own small store instead of layering on `mempools-block`'s `SyncPool`, for four
+//! reasons particular to le_mem:
+//!
+//! - a sub-pool adopts blocks lent by its super-pool one by one (and a reduced pool splits each
+//!   of them `k` ways): its blocks are not contiguous chunks from a source;
+//! - le_mem's accounting changes several pools' figures together (a sub-pool's shortfall grows
+//!   its super-pool and counts overflows there, recursively up a chain of reduced pools), which
+//!   one lock per pool, taken child before parent, keeps exact;
+//! - the header needs no block index (a `SyncPool` block is released by `(ptr, index)`), so it
+//!   is exactly `sizeof(void *) + sizeof(size_t)` on 32-bit targets too, as the C header says;
+//! - the pool registers once, under its name, as a type the C ABI's `le_mem_FindPool` maps back
+//!   to a pool ([`RawPool::find`]); a `SyncPool` inside would register a second entry.
+//!
+//! See the `raw` module's source for the design notes.
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

@@ -139,6 +139,10 @@ pub struct PoolInner {
     drop_obj: Option<unsafe fn(*mut u8)>,
     /// References held through the C-style handle (le_mem's sub-pool references).
     handle_refs: AtomicUsize,
+    /// This pool's own `Arc` pointer (from `Arc::as_ptr`, so it may be turned back into the
+    /// `Arc` for the counts objects hold: a pointer made from `&self` could not reach the
+    /// `Arc`'s counters). Set once, before the pool is shared.
+    me: AtomicPtr<PoolInner>,
     #[cfg(not(loom))]
     registration: SpinMutex<Option<mempools_stats::Registration<'static>>>,
 }
@@ -154,6 +158,12 @@ impl core::panic::RefUnwindSafe for PoolInner {}
 impl core::panic::UnwindSafe for PoolInner {}
 
 impl PoolInner {
+    /// This pool's `Arc` pointer (see the field `me`).
+    #[inline]
+    fn me(&self) -> *const PoolInner {
+        self.me.load(Ordering::Relaxed)
+    }
+
     fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
         f(&mut self.store.lock())
     }
@@ -169,7 +179,7 @@ impl PoolInner {
             return Ok(());
         }
         let oom = || RcError::OutOfMemory { pool: self.name.clone(), blocks: n };
-        let me: *const PoolInner = self;
+        let me = self.me();
         match &self.parent {
             Some(parent) => {
                 let pieces_needed = n.div_ceil(parent.k);
@@ -236,7 +246,7 @@ impl PoolInner {
 
     /// Takes back blocks lent by [`PoolInner::lend`] (rule 5).
     fn take_back(&self, pieces: &[NonNull<u8>]) {
-        let me: *const PoolInner = self;
+        let me = self.me();
         let mut st = self.store.lock();
         for &piece in pieces {
             // SAFETY: the piece is one of our blocks, returned by a sub-pool that no longer
@@ -294,9 +304,9 @@ impl PoolInner {
         // SAFETY: the block was initialised with a header when it joined this pool.
         let header = unsafe { header::header_of(obj) };
         header.count.store(1, Ordering::Relaxed);
-        // SAFETY: `self` lives in an `Arc` (every `PoolInner` is created by `RawPool::from_inner`);
-        // the object owns this count until `destroy` gives it back.
-        unsafe { Arc::increment_strong_count(self as *const PoolInner) };
+        // SAFETY: `me` is this pool's `Arc` pointer (set by `RawPool::from_inner`); the object
+        // owns this count until `destroy` gives it back.
+        unsafe { Arc::increment_strong_count(self.me()) };
         obj
     }
 
@@ -497,6 +507,7 @@ impl RawPoolBuilder {
             old_dtors: SpinMutex::new(Vec::new()),
             drop_obj: self.drop_obj,
             handle_refs: AtomicUsize::new(1),
+            me: AtomicPtr::new(core::ptr::null_mut()),
             #[cfg(not(loom))]
             registration: SpinMutex::new(None),
         }))
@@ -589,6 +600,7 @@ impl RawPool {
             old_dtors: SpinMutex::new(Vec::new()),
             drop_obj,
             handle_refs: AtomicUsize::new(1),
+            me: AtomicPtr::new(core::ptr::null_mut()),
             #[cfg(not(loom))]
             registration: SpinMutex::new(None),
         });
@@ -601,6 +613,7 @@ impl RawPool {
 
     fn from_inner(inner: PoolInner) -> Self {
         let inner = Arc::new(inner);
+        inner.me.store(Arc::as_ptr(&inner).cast_mut(), Ordering::Release);
         #[cfg(not(loom))]
         {
             let weak: alloc::sync::Weak<dyn Report> = Arc::downgrade(&inner) as alloc::sync::Weak<PoolInner>;
