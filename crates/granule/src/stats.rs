@@ -47,11 +47,16 @@ impl Counters {
     }
 
     /// Records `used` granules in use after an allocation (`alloc` true) or a reservation.
+    ///
+    /// Only the pool's owner writes (through `&mut` of the pool, or under its lock), so plain
+    /// loads and stores suffice: no read-modify-write on the allocation path.
     pub(crate) fn taken(&self, used: usize, alloc: bool) {
         self.used.store(used, Ordering::Relaxed);
-        self.max_used.fetch_max(used, Ordering::Relaxed);
+        if used > self.max_used.load(Ordering::Relaxed) {
+            self.max_used.store(used, Ordering::Relaxed);
+        }
         if alloc {
-            self.allocs.fetch_add(1, Ordering::Relaxed);
+            self.allocs.store(self.allocs.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
     }
 

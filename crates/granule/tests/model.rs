@@ -163,7 +163,12 @@ fn unsafe_free_bytes(backing: &mut [u128]) -> &mut [u8] {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+    // Under Miri: fewer cases, and no failure file (isolation forbids reading the cwd).
+    #![proptest_config(ProptestConfig {
+        cases: if cfg!(miri) { 4 } else { 256 },
+        failure_persistence: if cfg!(miri) { None } else { ProptestConfig::default().failure_persistence },
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn granule_pool_matches_its_shadow_model(

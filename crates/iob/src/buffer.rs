@@ -174,3 +174,36 @@ impl Buf {
         unsafe { self.0.cast::<u8>().add(HEADER_SIZE).as_ptr() }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_found_by_address_and_foreign_pointers_are_not() {
+        let storage = Storage::new(3, 10).unwrap();
+        let stride = (HEADER_SIZE + 10).next_multiple_of(align_of::<IobHeader>());
+        for i in 0..3 {
+            assert_eq!(storage.index_of(storage.buf(i).0), Some(i));
+        }
+        let inside = NonNull::new(storage.buf(1).data()).unwrap().cast::<IobHeader>();
+        assert_eq!(storage.index_of(inside), None);
+        let past = NonNull::new(storage.buf(2).0.as_ptr().wrapping_byte_add(stride)).unwrap();
+        assert_eq!(storage.index_of(past), None);
+        let before = NonNull::new(storage.buf(0).0.as_ptr().wrapping_byte_sub(stride)).unwrap();
+        assert_eq!(storage.index_of(before), None);
+    }
+
+    #[test]
+    fn a_reset_buffer_is_empty_and_unlinked() {
+        let storage = Storage::new(2, 8).unwrap();
+        let (a, b) = (storage.buf(0), storage.buf(1));
+        a.set_next(Some(b));
+        a.set_len(3);
+        a.set_offset(2);
+        a.set_pktlen(9);
+        assert_eq!((a.next(), a.len(), a.offset(), a.pktlen()), (Some(b), 3, 2, 9));
+        a.reset();
+        assert_eq!((a.next(), a.len(), a.offset(), a.pktlen()), (None, 0, 0, 0));
+    }
+}

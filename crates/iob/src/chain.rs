@@ -175,8 +175,7 @@ impl Chain {
         if self.count + needed > limit.max(self.count) {
             return Err(IobError::ExceedsPool { needed: self.count + needed, nbuffers: limit });
         }
-        let pool = self.pool.clone();
-        self.copy_in_with(src, offset, || pool.take(throttled, None))
+        self.copy_in_with(src, offset, throttled, true)
     }
 
     /// Like [`Chain::copy_in`] but without waiting: when no buffer is free it stops with
@@ -188,8 +187,7 @@ impl Chain {
     /// [`IobError::OffsetPastEnd`], [`IobError::NoBuffer`].
     pub fn try_copy_in(&mut self, src: &[u8], offset: usize, throttled: bool) -> Result<usize, IobError> {
         self.check_offset(offset)?;
-        let pool = self.pool.clone();
-        self.copy_in_with(src, offset, || pool.take(throttled, Some(std::time::Duration::ZERO)))
+        self.copy_in_with(src, offset, throttled, false)
     }
 
     fn check_offset(&self, offset: usize) -> Result<(), IobError> {
@@ -207,12 +205,17 @@ impl Chain {
         end.saturating_sub(room).div_ceil(self.bufsize())
     }
 
+    /// The copy of `copy_in` (`wait`) and `try_copy_in`. The buffers to add are taken in one
+    /// batch of those free now; when `wait`, the rest one by one as they are freed.
     fn copy_in_with(
         &mut self,
         mut src: &[u8],
         offset: usize,
-        mut take: impl FnMut() -> Option<u32>,
+        throttled: bool,
+        wait: bool,
     ) -> Result<usize, IobError> {
+        let mut batch = self.pool.take_now(throttled, self.buffers_needed(offset, src.len()));
+        batch.reverse();
         let total = src.len();
         let old_pktlen = self.pktlen();
         let mut at = offset;
@@ -244,7 +247,8 @@ impl Chain {
         // New buffers past the end.
         let mut result = Ok(total);
         while !src.is_empty() {
-            let Some(index) = take() else {
+            let next = batch.pop().or_else(|| if wait { self.pool.take(throttled, None) } else { None });
+            let Some(index) = next else {
                 result = Err(IobError::NoBuffer);
                 break;
             };
@@ -257,6 +261,8 @@ impl Chain {
             src = &src[n..];
             at += n;
         }
+        debug_assert!(batch.is_empty(), "buffers_needed counted right");
+        self.pool.release(batch);
         self.set_pktlen(old_pktlen.max(at));
         result
     }

@@ -287,6 +287,27 @@ impl Inner {
         }
     }
 
+    /// Takes up to `max` buffers that are free now, under one lock (the same rule as `take`
+    /// for each). They come back reset.
+    pub(crate) fn take_now(&self, throttled: bool, max: usize) -> Vec<u32> {
+        let mut taken = Vec::with_capacity(max);
+        let mut state = self.state.lock();
+        let keep = if throttled { self.throttle } else { 0 };
+        while taken.len() < max && state.free.len() > keep {
+            let index = state.free.pop().expect("checked non-empty");
+            state.note_alloc(self.nbuffers);
+            taken.push(index);
+        }
+        if throttled && taken.len() < max && !state.free.is_empty() {
+            state.throttled_refusals += 1;
+        }
+        drop(state);
+        for &index in &taken {
+            self.storage.buf(index).reset();
+        }
+        taken
+    }
+
     /// Gives buffers back: each goes to the oldest eligible waiter, or to the free list.
     pub(crate) fn release(&self, buffers: impl IntoIterator<Item = u32>) {
         let mut state = self.state.lock();

@@ -247,7 +247,12 @@ fn run(ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+    // Under Miri: fewer cases, and no failure file (isolation forbids reading the cwd).
+    #![proptest_config(ProptestConfig {
+        cases: if cfg!(miri) { 4 } else { 256 },
+        failure_persistence: if cfg!(miri) { None } else { ProptestConfig::default().failure_persistence },
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn chains_match_their_shadow_models(ops in prop::collection::vec(op(), 1..if cfg!(miri) { 30 } else { 200 })) {
