@@ -40,6 +40,13 @@ use crate::{Destructor, RcError};
 pub const MAX_ALIGN: usize = 4096;
 
 /// One consistent snapshot of a pool's figures (le_mem's `le_mem_PoolStats_t`, plus `total`).
+///
+/// ```
+/// let pool = mempools_rc::RawPool::new("doc.stats", 8).unwrap();
+/// pool.expand(3);
+/// let s = pool.stats();
+/// assert_eq!((s.total, s.free, s.in_use), (3, 3, 0));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Blocks in use: allocated objects plus blocks lent to sub-pools.
@@ -416,6 +423,19 @@ impl core::fmt::Debug for RawPool {
 }
 
 /// Options of a new root pool; see [`RawPool::builder`].
+///
+/// ```
+/// use mempools_core::source::{FailingSource, SystemSource};
+/// use mempools_rc::RawPool;
+/// let pool = RawPool::builder("doc.builder", 100)
+///     .align(64)
+///     .force_step(8)
+///     .source(FailingSource::new(SystemSource))
+///     .build()
+///     .unwrap();
+/// assert_eq!(pool.force_alloc().as_ptr() as usize % 64, 0);
+/// assert_eq!(pool.stats().total, 8);
+/// ```
 pub struct RawPoolBuilder {
     name: String,
     obj_size: usize,

@@ -21,7 +21,7 @@ unsafe fn drop_t<T>(obj: *mut u8) {
 }
 
 /// The allocation API shared by [`Pool<T>`] and the sub-pools of `mempools-subpool` (both
-/// dereference to it). It is not itself a pool you can create sub-pools of: only `Pool<T>`
+/// dereference to it); see [`Pool`] for an example. It is not itself a pool you can create sub-pools of: only `Pool<T>`
 /// is, which keeps sub-pools of sub-pools unrepresentable.
 pub struct ObjectPool<T> {
     raw: RawPool,
@@ -254,6 +254,15 @@ impl<T> Pool<T> {
 
 /// A uniquely owned object in a pool, like `Box` (no atomic operation on its count).
 /// Dropping it drops the `T` and returns the block to its pool.
+///
+/// ```
+/// use mempools_rc::{Pool, PoolBox};
+/// let pool: Pool<Vec<u8>> = Pool::new("doc.box");
+/// let mut b = pool.force_alloc(Vec::new());
+/// b.push(1);
+/// let shared = PoolBox::into_rc(b); // same object, now counted
+/// assert_eq!(shared.len(), 1);
+/// ```
 pub struct PoolBox<T> {
     ptr: NonNull<T>,
     _owns: PhantomData<T>,
@@ -314,6 +323,16 @@ impl<T> Drop for PoolBox<T> {
 
 /// A shared object in a pool, like `Arc`: clone adds a reference, drop releases one; at zero
 /// `T` is dropped (after the pool's destructor, if any) and the block returns to its pool.
+///
+/// ```
+/// use mempools_rc::{Pool, PoolRc};
+/// let pool: Pool<&'static str> = Pool::new("doc.rc");
+/// let a = pool.force_alloc_rc("shared");
+/// let b = a.clone();
+/// assert_eq!(PoolRc::ref_count(&a), 2);
+/// std::thread::spawn(move || assert_eq!(*b, "shared")).join().unwrap();
+/// assert_eq!(PoolRc::ref_count(&a), 1);
+/// ```
 pub struct PoolRc<T> {
     ptr: NonNull<T>,
     _owns: PhantomData<T>,
