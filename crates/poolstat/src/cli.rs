@@ -399,6 +399,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "looks at the file system and /proc, which Miri isolates")]
     fn targets_resolve_with_clear_errors() {
         assert!(matches!(resolve("/nonexistent/dir/1.sock"), Err(PoolstatError::NoSocket { .. })));
         assert!(matches!(resolve("not-a-pid"), Err(PoolstatError::Usage(_))));
@@ -413,6 +414,11 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn map_files_are_named_after_the_pool() {
         assert_eq!(default_map_file("a/b c.heap"), PathBuf::from("a_b_c.heap.svg"));
+        assert_eq!(default_map_file("../x"), PathBuf::from("_x.svg"));
     }
 }

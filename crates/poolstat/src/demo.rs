@@ -71,9 +71,8 @@ impl DemoOptions {
         let mut options = Self::default();
         let mut rest = args.iter();
         while let Some(arg) = rest.next() {
-            let mut value = || {
-                rest.next().ok_or_else(|| PoolstatError::Usage(format!("{arg} needs a value")))
-            };
+            let mut value =
+                || rest.next().ok_or_else(|| PoolstatError::Usage(format!("{arg} needs a value")));
             match arg.as_str() {
                 "--quick" => {
                     options.duration = Duration::from_millis(1500);
@@ -87,9 +86,12 @@ impl DemoOptions {
                 }
                 "--frames" => {
                     let text = value()?;
-                    options.frames = text.parse().ok().filter(|n| (2..=1000).contains(n)).ok_or_else(|| {
-                        PoolstatError::Usage(format!("--frames wants a number from 2 to 1000, not {text:?}"))
-                    })?;
+                    options.frames =
+                        text.parse().ok().filter(|n| (2..=1000).contains(n)).ok_or_else(|| {
+                            PoolstatError::Usage(format!(
+                                "--frames wants a number from 2 to 1000, not {text:?}"
+                            ))
+                        })?;
                 }
                 "-o" | "--output" => options.svg = Some(PathBuf::from(value()?)),
                 _ => return Err(PoolstatError::Usage(format!("demo: unknown argument {arg:?}"))),
@@ -157,9 +159,7 @@ pub fn find_leaker(samples: &[Vec<PoolStats>]) -> Option<Leak> {
             grew_in,
             intervals,
         };
-        let better = best
-            .as_ref()
-            .is_none_or(|b| (grew_in, end - start) > (b.grew_in, b.last - b.first));
+        let better = best.as_ref().is_none_or(|b| (grew_in, end - start) > (b.grew_in, b.last - b.first));
         if better {
             best = Some(candidate);
         }
@@ -240,9 +240,10 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write, tty: bool) -> Result<Demo
     }
     let svg_path = match map {
         Ok(arenas) if !arenas.is_empty() => {
-            let path = options.svg.clone().unwrap_or_else(|| {
-                std::env::temp_dir().join(format!("poolstat-demo-{PAYLOAD_HEAP}.svg"))
-            });
+            let path = options
+                .svg
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("poolstat-demo-{PAYLOAD_HEAP}.svg")));
             std::fs::write(&path, svg::render_map(PAYLOAD_HEAP, &arenas))
                 .map_err(|source| PoolstatError::Write { path: path.clone(), source })?;
             let (used, free, overhead) = svg::totals(&arenas);
@@ -559,10 +560,18 @@ mod tests {
         let leak = find_leaker(&samples).unwrap();
         assert_eq!(
             leak,
-            Leak { name: "leaky".into(), super_pool: "super".into(), first: 10, last: 80, grew_in: 3, intervals: 3 }
+            Leak {
+                name: "leaky".into(),
+                super_pool: "super".into(),
+                first: 10,
+                last: 80,
+                grew_in: 3,
+                intervals: 3
+            }
         );
         assert_eq!(find_leaker(&samples[..1]), None, "one sample shows no growth");
-        let series = |values: &[usize]| -> Vec<Vec<PoolStats>> { values.iter().map(|&v| vec![sub("p", v)]).collect() };
+        let series =
+            |values: &[usize]| -> Vec<Vec<PoolStats>> { values.iter().map(|&v| vec![sub("p", v)]).collect() };
         assert_eq!(find_leaker(&series(&[3, 4, 3, 4])), None, "jitter");
         assert_eq!(find_leaker(&series(&[1, 3, 2, 3])), None, "jitter");
         assert_eq!(find_leaker(&series(&[9, 3, 4, 5])), None, "shrank overall");
@@ -576,7 +585,10 @@ mod tests {
         let args = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
         assert_eq!(DemoOptions::parse(&[]).unwrap(), DemoOptions::default());
         let quick = DemoOptions::parse(&args("--quick -o x.svg")).unwrap();
-        assert_eq!((quick.duration, quick.frames, quick.svg), (Duration::from_millis(1500), 4, Some("x.svg".into())));
+        assert_eq!(
+            (quick.duration, quick.frames, quick.svg),
+            (Duration::from_millis(1500), 4, Some("x.svg".into()))
+        );
         assert_eq!(DemoOptions::parse(&args("--seconds 2.5")).unwrap().duration, Duration::from_millis(2500));
         for bad in ["--seconds", "--seconds 0", "--frames 1", "--bogus"] {
             assert!(matches!(DemoOptions::parse(&args(bad)), Err(PoolstatError::Usage(_))), "{bad}");

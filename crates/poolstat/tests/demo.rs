@@ -23,7 +23,8 @@ fn the_quick_demo_names_the_leaking_client_and_writes_a_valid_svg() {
     // Live frames of the table, served and read through the export socket.
     assert_eq!(text.lines().filter(|l| l.starts_with("frame ")).count(), 4, "{text}");
     assert!(text.contains("TOTAL BLKS  USED BLKS  MAX USED"), "{text}");
-    for pool in ["broker.iob", "broker.messages", "broker.deliveries", "broker.payloads", "client.dashboard"] {
+    for pool in ["broker.iob", "broker.messages", "broker.deliveries", "broker.payloads", "client.dashboard"]
+    {
         assert!(text.contains(pool), "{pool} missing:\n{text}");
     }
     assert!(text.contains("client.pager ▲+"), "the leaking sub-pool is marked as growing:\n{text}");

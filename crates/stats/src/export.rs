@@ -581,6 +581,34 @@ mod tests {
         }
     }
 
+    #[test]
+    fn answers_follow_the_protocol() {
+        let registry = Registry::new();
+        let pool: StdArc<dyn Report> = StdArc::new(Fixed);
+        let _r = registry.register("t.fixed", StdArc::downgrade(&pool));
+        let snapshot = crate::from_json(&answer(&registry, "snapshot")).unwrap();
+        assert_eq!((snapshot.len(), snapshot[0].total_blocks), (1, 9));
+        let map: MapReply = serde_json::from_str(&answer(&registry, "map t.fixed")).unwrap();
+        assert_eq!((map.pool.as_str(), map.arenas[0].size), ("t.fixed", 64));
+        let pong: serde_json::Value = serde_json::from_str(&answer(&registry, "ping")).unwrap();
+        assert_eq!(pong["pools"], 1);
+        for (request, needle) in [
+            ("", "unknown request \"\""),
+            ("map", "unknown request"),
+            ("map ", "unknown request"),
+            ("map nope", "no pool named \"nope\""),
+            ("ping now", "unknown request"),
+            ("SNAPSHOT", "unknown request \"SNAPSHOT\""),
+        ] {
+            let reply = answer(&registry, request);
+            assert!(!reply.contains('\n'), "one line: {reply}");
+            let value: serde_json::Value = serde_json::from_str(&reply).unwrap();
+            assert!(value["error"].as_str().unwrap().contains(needle), "{request:?}: {reply}");
+        }
+        let long = "x".repeat(1000);
+        assert!(answer(&registry, &long).len() < 200, "long requests are not echoed in full");
+    }
+
     fn temp_socket(tag: &str) -> PathBuf {
         std::env::temp_dir().join(std::format!("mempools-export-{tag}-{}.sock", std::process::id()))
     }
@@ -590,7 +618,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "Miri cannot create Unix sockets or call getuid")]
+    #[cfg_attr(miri, ignore = "Miri cannot use Unix sockets, the file system or getuid")]
     fn answers_snapshot_map_and_ping_and_removes_its_socket() {
         let registry: &'static Registry = Box::leak(Box::new(Registry::new()));
         let pool: StdArc<dyn Report> = StdArc::new(Fixed);
@@ -615,7 +643,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "Miri cannot create Unix sockets or call getuid")]
+    #[cfg_attr(miri, ignore = "Miri cannot use Unix sockets, the file system or getuid")]
     fn hostile_requests_get_errors_and_the_server_survives() {
         let registry: &'static Registry = Box::leak(Box::new(Registry::new()));
         let pool: StdArc<dyn Report> = StdArc::new(Fixed);
@@ -653,7 +681,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "Miri cannot create Unix sockets or call getuid")]
+    #[cfg_attr(miri, ignore = "Miri cannot use Unix sockets, the file system or getuid")]
     fn a_reader_that_never_reads_is_dropped_after_the_write_timeout() {
         struct Named(String);
         impl Report for Named {
@@ -681,7 +709,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "Miri cannot create Unix sockets or call getuid")]
+    #[cfg_attr(miri, ignore = "Miri cannot use Unix sockets, the file system or getuid")]
     fn a_stale_socket_is_replaced_and_a_live_one_is_not() {
         let registry: &'static Registry = Box::leak(Box::new(Registry::new()));
         let path = temp_socket("stale");
@@ -696,7 +724,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "Miri cannot create Unix sockets or call getuid")]
+    #[cfg_attr(miri, ignore = "Miri cannot use Unix sockets, the file system or getuid")]
     fn socket_directories_are_private() {
         let dir = std::env::temp_dir().join(std::format!("mempools-export-dir-{}", std::process::id()));
         let _ = std::fs::remove_dir(&dir);
