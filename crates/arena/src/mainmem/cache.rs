@@ -24,9 +24,15 @@ use super::{MainMem, MAINMEM, MAPPED};
 use crate::tlsf::{self, GRAN, MIN_BLOCK};
 
 /// Size classes of the thread caches (block sizes `MIN_BLOCK + i * GRAN`).
-const CLASSES: usize = 32;
+pub(crate) const CLASSES: usize = 32;
 /// The largest block size kept in thread caches (528 bytes on 64-bit targets).
 pub const CACHE_MAX_BLOCK: usize = MIN_BLOCK + (CLASSES - 1) * GRAN;
+
+/// The class (bin index) of a cached block size.
+#[inline(always)]
+pub(crate) const fn class(bsize: usize) -> usize {
+    (bsize - MIN_BLOCK) / GRAN
+}
 
 /// The most blocks a thread keeps of block size `bsize`: about 8 KiB per class, between 8
 /// and 64 blocks. A thread thus parks at most about 260 KiB.
@@ -164,7 +170,7 @@ extern "C" fn on_thread_exit(_: *mut libc::c_void) {
 impl ThreadCache {
     #[inline(always)]
     fn pop(&mut self, bsize: usize) -> Option<NonNull<u8>> {
-        let bin = self.bins.get_mut((bsize - MIN_BLOCK) / GRAN)?;
+        let bin = self.bins.get_mut(class(bsize))?;
         if bin.head.is_null() {
             let (head, n) = MAINMEM.alloc_batch(bsize, bin_limit(bsize) / 2);
             if n == 0 {
@@ -185,7 +191,7 @@ impl ThreadCache {
     ///   not used after this call.
     #[inline(always)]
     unsafe fn push(&mut self, p: NonNull<u8>, bsize: usize) -> Option<()> {
-        let bin = self.bins.get_mut((bsize - MIN_BLOCK) / GRAN)?;
+        let bin = self.bins.get_mut(class(bsize))?;
         let limit = bin_limit(bsize);
         if bin.count >= limit {
             // Keep the newest half (likely still in this core's cache), flush the rest.
@@ -198,7 +204,7 @@ impl ThreadCache {
                 }
                 let rest = cut.cast::<*mut u8>().read();
                 cut.cast::<*mut u8>().write(ptr::null_mut());
-                MAINMEM.free_chain(rest);
+                MAINMEM.park_chain(bsize, rest, bin.count - keep);
             }
             bin.count = keep;
         }
@@ -210,10 +216,11 @@ impl ThreadCache {
     }
 
     fn flush_all(&mut self) {
-        for bin in &mut self.bins {
+        for (i, bin) in self.bins.iter_mut().enumerate() {
             if !bin.head.is_null() {
-                // SAFETY: every cached block is a live arena block of MAINMEM, linked.
-                unsafe { MAINMEM.free_chain(bin.head) };
+                // SAFETY: every cached block is a live arena block of MAINMEM of its bin's
+                // block size, linked; the bin holds `count` of them.
+                unsafe { MAINMEM.park_chain(MIN_BLOCK + i * GRAN, bin.head, bin.count) };
                 bin.head = ptr::null_mut();
                 bin.count = 0;
             }

@@ -126,7 +126,23 @@ struct State {
     max_blocks: usize,
     trims: u64,
     foreign_breaks: u64,
+    /// Chains of small blocks passed between thread caches, per cache class.
+    depot: [Depot; cache::CLASSES],
 }
+
+/// Whole chains of cached blocks of one class, parked under the arena lock: a thread that
+/// flushes (say a consumer freeing what a producer allocated) leaves its chain here and a
+/// thread that refills takes it back in O(1), instead of each block going through the
+/// arena's free and split. Bounded: at most [`DEPOT_CHAINS`] chains of half a cache bin
+/// each (about 4 KiB), so about 1 MiB over all classes at worst.
+#[derive(Clone, Copy)]
+struct Depot {
+    chains: [(*mut u8, usize); DEPOT_CHAINS],
+    n: usize,
+}
+
+/// Chains parked per class in the depot.
+pub const DEPOT_CHAINS: usize = 8;
 
 /// A process-wide arena over a program break. See the [module docs](self).
 pub struct MainMem {
@@ -215,6 +231,7 @@ impl MainMem {
                 max_blocks: 0,
                 trims: 0,
                 foreign_breaks: 0,
+                depot: [Depot { chains: [(ptr::null_mut(), 0); DEPOT_CHAINS], n: 0 }; cache::CLASSES],
             }),
             trim_threshold: AtomicUsize::new(DEFAULT_TRIM_THRESHOLD),
             mmap_threshold: AtomicUsize::new(DEFAULT_MMAP_THRESHOLD),
@@ -320,6 +337,14 @@ impl MainMem {
     /// head and its length (0 when out of memory).
     pub(crate) fn alloc_batch(&self, bsize: usize, n: usize) -> (*mut u8, usize) {
         let mut st = self.locked();
+        if let Some(d) = st.depot.get_mut(cache::class(bsize)) {
+            if d.n > 0 {
+                d.n -= 1;
+                if let Some(&chain) = d.chains.get(d.n) {
+                    return chain;
+                }
+            }
+        }
         let mut head = ptr::null_mut();
         let mut got = 0;
         while got < n {
@@ -494,13 +519,47 @@ impl MainMem {
         self.after_free(&mut st, freed);
     }
 
-    /// Frees a chain of arena blocks linked through their first payload word (as
-    /// [`MainMem::alloc_batch`] makes them) under one lock.
+    /// Takes back a chain of `len` cached blocks of block size `bsize` (linked through their
+    /// first payload word) under one lock: parked whole in the depot when it has room, else
+    /// freed block by block.
+    ///
+    /// # Safety
+    /// - Every block of the chain is a live arena block of this allocator of block size
+    ///   `bsize`, not used after; the chain has `len` blocks.
+    pub(crate) unsafe fn park_chain(&self, bsize: usize, head: *mut u8, len: usize) {
+        let mut st = self.locked();
+        if let Some(d) = st.depot.get_mut(cache::class(bsize)) {
+            if let Some(slot) = d.chains.get_mut(d.n) {
+                *slot = (head, len);
+                d.n += 1;
+                return;
+            }
+        }
+        // SAFETY: forwarded contract.
+        unsafe { Self::free_chain_locked(&mut st, head) };
+    }
+
+    /// Frees every chain parked in the depot (for trims and flushes).
+    fn drain_depot(st: &mut Locked<'_>) {
+        for c in 0..cache::CLASSES {
+            loop {
+                let Some(d) = st.depot.get_mut(c) else { break };
+                if d.n == 0 {
+                    break;
+                }
+                d.n -= 1;
+                let Some(&(head, _)) = d.chains.get(d.n) else { break };
+                // SAFETY: parked chains hold live arena blocks of this allocator.
+                unsafe { Self::free_chain_locked(st, head) };
+            }
+        }
+    }
+
+    /// Frees a chain of arena blocks linked through their first payload word.
     ///
     /// # Safety
     /// - Every block of the chain is a live arena block of this allocator, not used after.
-    pub(crate) unsafe fn free_chain(&self, mut head: *mut u8) {
-        let mut st = self.locked();
+    unsafe fn free_chain_locked(st: &mut Locked<'_>, mut head: *mut u8) {
         let mut last = None;
         while let Some(p) = NonNull::new(head) {
             // SAFETY: `p` is a live arena block whose first word links the chain.
@@ -509,8 +568,12 @@ impl MainMem {
                 last = Some(st.tlsf.free(p));
             }
         }
-        if let Some(freed) = last {
-            self.after_free(&mut st, freed);
+        let mm = st.mm;
+        match (last, st.top) {
+            // Any block of the chain may have freed the top: look at the top itself.
+            (Some(_), Some(top)) => mm.maybe_trim(st, top, mm.trim_threshold(), TOP_PAD),
+            (Some(freed), None) => mm.after_free(st, freed),
+            (None, _) => {}
         }
     }
 
@@ -574,6 +637,7 @@ impl MainMem {
     /// `malloc_trim`). Returns whether anything was released.
     pub fn trim(&self, pad: usize) -> bool {
         let mut st = self.locked();
+        Self::drain_depot(&mut st);
         let Some(top) = st.top else { return false };
         let before = st.trims;
         self.maybe_trim(&mut st, top, pad, pad);
