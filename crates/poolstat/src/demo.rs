@@ -459,7 +459,7 @@ fn demo_error(what: &str) -> impl Fn(&dyn std::fmt::Display) -> String + '_ {
 fn workload(stop: &AtomicBool) -> Result<Vec<(String, LeakReport)>, PoolstatError> {
     let fail = PoolstatError::Demo;
     let iob = IobPool::new("broker.iob", 64, 256, 8).map_err(|e| fail(demo_error("broker.iob")(&e)))?;
-    let heap = Arc::new(PayloadArena::new(PAYLOAD_HEAP, 1 << 20)?);
+    let heap = Arc::new(PayloadArena::new(PAYLOAD_HEAP, 2 << 20)?);
     let _heap_registration = registry().register(PAYLOAD_HEAP, Arc::downgrade(&heap) as _);
     let messages: Pool<Message<'_>> = Pool::new("broker.messages");
     messages.expand(64).set_force_step(32);
