@@ -29,25 +29,41 @@ use crate::{BlockError, PoolBuilder};
 /// cost what plain integers cost; they are atomics only so that the registry may read them
 /// from another thread. Such a reader may see one counter updated and not yet another; the
 /// owner's [`LocalPool::stats`] is always exact.
+///
+/// The hot path touches two counters that only grow, `taken` on alloc and `returned` on
+/// release, rather than one `in_use` that goes up and down: each then carries one dependency
+/// from one pair to the next instead of two. `in_use = taken - returned`, and
+/// `allocs = taken - lent - allocs_base` (wrapping: on 32-bit targets `allocs` counts modulo
+/// 2^32).
 #[derive(Debug)]
 struct LocalShared {
     id: Identity,
-    in_use: AtomicUsize,
+    /// Blocks ever handed out: allocations and lent blocks.
+    taken: AtomicUsize,
+    /// Blocks ever given back: releases and lent blocks taken back.
+    returned: AtomicUsize,
+    /// Blocks ever lent.
+    lent: AtomicUsize,
+    /// `taken - lent` at the last reset.
+    allocs_base: AtomicUsize,
     max_used: AtomicUsize,
     total: AtomicUsize,
-    allocs: AtomicU64,
     overflows: AtomicU64,
 }
 
 impl LocalShared {
     fn stats(&self) -> BlockStats {
         let total = self.total.load(Ordering::Relaxed);
-        let in_use = self.in_use.load(Ordering::Relaxed).min(total);
+        let taken = self.taken.load(Ordering::Relaxed);
+        let in_use = taken.wrapping_sub(self.returned.load(Ordering::Relaxed)).min(total);
+        let allocs = taken
+            .wrapping_sub(self.lent.load(Ordering::Relaxed))
+            .wrapping_sub(self.allocs_base.load(Ordering::Relaxed));
         BlockStats::new(
             in_use,
             self.max_used.load(Ordering::Relaxed),
             total,
-            self.allocs.load(Ordering::Relaxed),
+            allocs as u64,
             self.overflows.load(Ordering::Relaxed),
         )
     }
@@ -59,7 +75,7 @@ impl Report for LocalShared {
     }
 }
 
-/// Adds `delta` to a counter only this thread writes.
+/// Adds `delta` to a counter only this thread writes; returns the new value.
 #[inline(always)]
 fn add_usize(counter: &AtomicUsize, delta: usize) -> usize {
     let v = counter.load(Ordering::Relaxed).wrapping_add(delta);
@@ -144,10 +160,12 @@ impl<S: Source> LocalPool<S> {
     ) -> Self {
         let shared = Arc::new(LocalShared {
             id: Identity { name, object_size: geometry.size },
-            in_use: AtomicUsize::new(0),
+            taken: AtomicUsize::new(0),
+            returned: AtomicUsize::new(0),
+            lent: AtomicUsize::new(0),
+            allocs_base: AtomicUsize::new(0),
             max_used: AtomicUsize::new(0),
             total: AtomicUsize::new(0),
-            allocs: AtomicU64::new(0),
             overflows: AtomicU64::new(0),
         });
         let weak: Weak<dyn Report> = Arc::downgrade(&shared) as Weak<LocalShared>;
@@ -211,8 +229,10 @@ impl<S: Source> LocalPool<S> {
 
     /// Zeroes `allocs` and `overflows`; `in_use`, `max_used` and `total` stay.
     pub fn reset_stats(&self) {
-        self.shared.allocs.store(0, Ordering::Relaxed);
-        self.shared.overflows.store(0, Ordering::Relaxed);
+        let s = &self.shared;
+        let allocs_so_far = s.taken.load(Ordering::Relaxed).wrapping_sub(s.lent.load(Ordering::Relaxed));
+        s.allocs_base.store(allocs_so_far, Ordering::Relaxed);
+        s.overflows.store(0, Ordering::Relaxed);
     }
 
     /// Adds `count` blocks, returning the pool so calls chain.
@@ -329,12 +349,17 @@ impl<S: Source> LocalPool<S> {
         }
     }
 
+    /// Counts `blocks` handed out (allocated, or lent when `lent`).
     #[inline(always)]
-    fn count_alloc(&self, blocks: usize, allocs: u64) {
-        let in_use = add_usize(&self.shared.in_use, blocks);
-        add_u64(&self.shared.allocs, allocs);
-        if in_use > self.shared.max_used.load(Ordering::Relaxed) {
-            self.shared.max_used.store(in_use, Ordering::Relaxed);
+    fn count_taken(&self, blocks: usize, lent: bool) {
+        let s = &self.shared;
+        let taken = add_usize(&s.taken, blocks);
+        if lent {
+            add_usize(&s.lent, blocks);
+        }
+        let in_use = taken.wrapping_sub(s.returned.load(Ordering::Relaxed));
+        if in_use > s.max_used.load(Ordering::Relaxed) {
+            s.max_used.store(in_use, Ordering::Relaxed);
         }
     }
 
@@ -350,7 +375,7 @@ impl<S: Source> LocalPool<S> {
         }
         // SAFETY: `head` is a free block of this pool: its first word holds the next link.
         self.head.set(unsafe { head.cast::<*mut u8>().read() });
-        self.count_alloc(1, 1);
+        self.count_taken(1, false);
         // SAFETY: checked non-null above.
         Some(unsafe { NonNull::new_unchecked(head) })
     }
@@ -368,7 +393,7 @@ impl<S: Source> LocalPool<S> {
                 .borrow_mut()
                 .insert(object.as_ptr() as usize, self.options.track_callers.then_some(caller));
         }
-        self.count_alloc(1, 1);
+        self.count_taken(1, false);
         #[cfg(feature = "trace")]
         log::trace!(target: self.name(), "alloc {:p} at {caller}", object);
         Some(object)
@@ -439,7 +464,7 @@ impl<S: Source> LocalPool<S> {
         // SAFETY: `ptr` is a live block of this pool, which the caller gives up.
         unsafe { ptr.as_ptr().cast::<*mut u8>().write(self.head.get()) };
         self.head.set(ptr.as_ptr());
-        add_usize(&self.shared.in_use, usize::MAX);
+        add_usize(&self.shared.returned, 1);
     }
 
     /// # Safety
@@ -453,7 +478,7 @@ impl<S: Source> LocalPool<S> {
         unsafe { debug::on_release(self.name(), &self.geometry, &self.options, ptr.as_ptr()) };
         // SAFETY: as above; it is not on the free list.
         unsafe { self.push(ptr) };
-        add_usize(&self.shared.in_use, usize::MAX);
+        add_usize(&self.shared.returned, 1);
         #[cfg(feature = "trace")]
         log::trace!(target: self.name(), "release {:p}", ptr);
     }
@@ -523,7 +548,7 @@ impl<S: Source> LocalPool<S> {
             }
             blocks.push(object);
         }
-        self.count_alloc(count, 0);
+        self.count_taken(count, true);
         Ok(blocks)
     }
 
@@ -576,13 +601,13 @@ impl<S: Source> LocalPool<S> {
             unsafe { self.push(ptr) };
             n += 1;
         }
-        add_usize(&self.shared.in_use, n.wrapping_neg());
+        add_usize(&self.shared.returned, n);
     }
 }
 
 impl<S: Source> Drop for LocalPool<S> {
     fn drop(&mut self) {
-        let in_use = self.shared.in_use.load(Ordering::Relaxed);
+        let in_use = self.stats().in_use;
         if in_use > 0 {
             log::warn!(target: self.name(), "pool \"{}\" dropped with {in_use} blocks in use", self.name());
         }
