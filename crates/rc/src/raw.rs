@@ -18,9 +18,13 @@
 //! never allocates), not a list threaded through free blocks: the header of a free block stays
 //! intact and says "free" (count 0), which is how releasing a free block is detected.
 //!
-//! Every live object holds one strong count on its pool's `Arc`, so a pool outlives its
-//! objects whatever the order of drops (the count is taken at allocation and given back as the
-//! very last step of a release). Destructors run after the count reaches zero and before the
+//! The live objects of a pool together hold one strong count on its `Arc`: taken (after the
+//! critical section, before the object is handed out) when the number of live objects goes
+//! from 0 to 1, and given back as the very last step of the release that takes it back to 0.
+//! So a pool outlives its objects whatever the order of drops, at no per-object atomic cost
+//! while the pool is in use. (Each 0 → 1 step is matched by one 1 → 0 step, and an object is
+//! handed out only after its step's count was taken, so the count cannot reach zero while an
+//! object lives.) Destructors run after the count reaches zero and before the
 //! block returns to the free list, with no lock held.
 
 use alloc::boxed::Box;
@@ -77,6 +81,8 @@ struct Store {
     free: Vec<NonNull<u8>>,
     total: usize,
     in_use: usize,
+    /// Live objects: `in_use` minus the blocks lent to sub-pools.
+    objects: usize,
     max_used: usize,
     allocs: u64,
     overflows: u64,
@@ -108,6 +114,7 @@ impl Store {
         self.in_use += 1;
         if count_alloc {
             self.allocs += 1;
+            self.objects += 1;
         }
         if self.in_use > self.max_used {
             self.max_used = self.in_use;
@@ -264,23 +271,25 @@ impl PoolInner {
         st.in_use -= pieces.len();
     }
 
-    /// Pops a free block, counting an allocation.
+    /// Pops a free block, counting an allocation; the flag says it is the only live object.
     #[inline]
-    fn try_take(&self) -> Option<NonNull<u8>> {
-        self.store.lock().take(true)
+    fn try_take(&self) -> Option<(NonNull<u8>, bool)> {
+        let mut st = self.store.lock();
+        let block = st.take(true)?;
+        Some((block, st.objects == 1))
     }
 
     #[cold]
-    fn force_take(&self) -> Result<NonNull<u8>, RcError> {
+    fn force_take(&self) -> Result<(NonNull<u8>, bool), RcError> {
         let (block, total) = {
             let mut st = self.store.lock();
             if st.free.is_empty() {
                 let step = st.force_step;
                 self.grow_locked(&mut st, step, 1)?;
                 let block = st.take(true).expect("the pool just grew");
-                (block, Some(st.total))
+                ((block, st.objects == 1), Some(st.total))
             } else {
-                (st.take(true).expect("a block is free"), None)
+                ((st.take(true).expect("a block is free"), st.objects == 1), None)
             }
         };
         if let Some(total) = total {
@@ -303,26 +312,32 @@ impl PoolInner {
         Ok(block)
     }
 
-    /// Turns a block just taken into an object with count 1 held by the caller.
+    /// Turns a block just taken into an object with count 1 held by the caller; `first`: it
+    /// is the only live object, and takes the objects' count on the pool.
     #[inline]
-    fn hand_out(&self, block: NonNull<u8>) -> NonNull<u8> {
+    fn hand_out(&self, (block, first): (NonNull<u8>, bool)) -> NonNull<u8> {
         // SAFETY: offset < stride, inside the block.
         let obj = unsafe { block.add(self.offset) };
         // SAFETY: the block was initialised with a header when it joined this pool.
         let header = unsafe { header::header_of(obj) };
         header.count.store(1, Ordering::Relaxed);
-        // SAFETY: `me` is this pool's `Arc` pointer (set by `RawPool::from_inner`); the object
-        // owns this count until `destroy` gives it back.
-        unsafe { Arc::increment_strong_count(self.me()) };
+        if first {
+            // SAFETY: `me` is this pool's `Arc` pointer (set by `RawPool::from_inner`), alive
+            // (the caller holds a handle); the live objects own this count until the release
+            // that leaves none gives it back in `destroy`.
+            unsafe { Arc::increment_strong_count(self.me()) };
+        }
         obj
     }
 
-    /// Gives a block back to the free list (rule 2).
+    /// Gives a block back to the free list (rule 2); true when no live object is left.
     #[inline]
-    fn put_back(&self, block: NonNull<u8>) {
+    fn put_back(&self, block: NonNull<u8>) -> bool {
         let mut st = self.store.lock();
         st.free.push(block);
         st.in_use -= 1;
+        st.objects -= 1;
+        st.objects == 0
     }
 
     fn destructor(&self) -> Option<Destructor> {
@@ -539,6 +554,7 @@ fn new_store(force_step: usize) -> Store {
         free: Vec::new(),
         total: 0,
         in_use: 0,
+        objects: 0,
         max_used: 0,
         allocs: 0,
         overflows: 0,
@@ -925,15 +941,15 @@ impl RawPool {
 }
 
 /// Runs the destructors of an object whose count just reached zero, returns its block to its
-/// pool and gives back the object's count on the pool.
+/// pool and, when it was the last live object, gives back the objects' count on the pool.
 ///
 /// # Safety
 ///
 /// - `obj` is an object of the pool `pool`, its count has just gone to zero (by this caller),
 ///   and nothing else uses it any more.
 pub(crate) unsafe fn destroy(pool: *const PoolInner, obj: NonNull<u8>) {
-    {
-        // SAFETY: the object holds a count on its pool, so the pool is alive.
+    let last = {
+        // SAFETY: the live objects hold a count on their pool, so the pool is alive.
         let inner = unsafe { &*pool };
         if let Some(d) = inner.destructor() {
             // SAFETY: the destructor contract: called with an object of this pool.
@@ -944,10 +960,13 @@ pub(crate) unsafe fn destroy(pool: *const PoolInner, obj: NonNull<u8>) {
             unsafe { drop_obj(obj.as_ptr()) };
         }
         // SAFETY: the object sits `offset` bytes into its block.
-        inner.put_back(unsafe { obj.sub(inner.offset) });
+        inner.put_back(unsafe { obj.sub(inner.offset) })
+    };
+    if last {
+        // SAFETY: the count the first of the live objects took in `hand_out`; the last use of
+        // `inner` is above (after the lock was released).
+        unsafe { Arc::decrement_strong_count(pool) };
     }
-    // SAFETY: the count the object took in `hand_out`; the last use of `inner` is above.
-    unsafe { Arc::decrement_strong_count(pool) };
 }
 
 /// The pool an object's header names.

@@ -315,6 +315,25 @@ fn objects_keep_their_pool_alive() {
     drop(pool);
     assert_eq!(&*s, "still here");
     drop(s);
+
+    // Several objects, the pool dropped in between, released in any order; then the pool is
+    // used again through a handle taken from an object.
+    let pool: Pool<String> = Pool::new("rc.test.outlive2");
+    let a = pool.force_alloc_rc("a".to_string());
+    let b = pool.force_alloc("b".to_string());
+    drop(pool);
+    drop(a);
+    // SAFETY: `b` is a live object of a pool of this crate.
+    let raw = unsafe { mempools_rc::pool_of_object(std::ptr::NonNull::from(&*b).cast()) };
+    drop(b);
+    assert_eq!(raw.stats().in_use, 0);
+    let c = raw.force_alloc();
+    // SAFETY: the only reference; the pool's objects are `String`s, so write one first.
+    unsafe {
+        c.cast::<String>().as_ptr().write("c".to_string());
+        release(c);
+    }
+    assert_eq!(raw.stats().allocs, 3);
 }
 
 #[test]
