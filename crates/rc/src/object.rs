@@ -3,7 +3,7 @@
 
 use core::ptr::NonNull;
 
-use crate::raw::{destroy, pool_of, RawPool};
+use crate::raw::{destroy, name_of, pool_of, RawPool};
 use crate::sync::{fence, Ordering};
 
 /// Counts above this are refused (like `Arc`, a count this high means a leak of references).
@@ -37,7 +37,8 @@ pub unsafe fn release(obj: NonNull<u8>) {
     let mut count = header.count.load(Ordering::Relaxed);
     loop {
         if count == 0 {
-            free_block_panic(pool.name(), obj, "release");
+            // SAFETY: the header of a block of a live pool names that pool.
+            free_block_panic(unsafe { name_of(pool) }, obj, "release");
         }
         match header.count.compare_exchange_weak(count, count - 1, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => break,
@@ -71,10 +72,12 @@ pub unsafe fn add_ref(obj: NonNull<u8>) {
     let old = header.count.fetch_add(1, Ordering::Relaxed);
     if old == 0 || old >= MAX_REFS {
         header.count.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: the header of a block of a live pool names that pool.
+        let name = unsafe { name_of(pool) };
         if old == 0 {
-            free_block_panic(pool.name(), obj, "add_ref");
+            free_block_panic(name, obj, "add_ref");
         }
-        panic!("le_mem: reference count of object {obj:p} of pool \"{}\" overflows", pool.name());
+        panic!("le_mem: reference count of object {obj:p} of pool \"{name}\" overflows");
     }
 }
 
@@ -96,8 +99,8 @@ pub unsafe fn ref_count(obj: NonNull<u8>) -> usize {
 ///
 /// - `obj` must be an object pointer of a live pool of this crate.
 pub unsafe fn object_size_of(obj: NonNull<u8>) -> usize {
-    // SAFETY: the caller's guarantee.
-    unsafe { pool_of(obj) }.1.obj_size()
+    // SAFETY: the caller's guarantee; the header names a live pool.
+    unsafe { &*pool_of(obj).1 }.obj_size()
 }
 
 /// A handle on the pool `obj` belongs to, in O(1).

@@ -969,18 +969,28 @@ pub(crate) unsafe fn destroy(pool: *const PoolInner, obj: NonNull<u8>) {
     }
 }
 
-/// The pool an object's header names.
+/// The pool an object's header names, as the raw pointer stored there (it carries the
+/// provenance of the pool's `Arc`, which `destroy` and `clone_from_raw` need: a pointer made
+/// from a `&PoolInner` could not reach the `Arc`'s counters).
 ///
 /// # Safety
 ///
 /// - `obj` must be an object pointer of a live pool of this crate.
 #[inline]
-pub(crate) unsafe fn pool_of<'a>(obj: NonNull<u8>) -> (&'a Header, &'a PoolInner) {
+pub(crate) unsafe fn pool_of<'a>(obj: NonNull<u8>) -> (&'a Header, *const PoolInner) {
     // SAFETY: the caller's guarantee.
     let header = unsafe { header::header_of(obj) };
-    let pool = header.pool.load(Ordering::Relaxed);
-    // SAFETY: a block's header names the live pool it belongs to.
-    (header, unsafe { &*pool })
+    (header, header.pool.load(Ordering::Relaxed))
+}
+
+/// The name of the pool at `pool`, for messages.
+///
+/// # Safety
+///
+/// - `pool` must be a live pool (from an object's header).
+pub(crate) unsafe fn name_of<'a>(pool: *const PoolInner) -> &'a str {
+    // SAFETY: the caller's guarantee.
+    unsafe { &*pool }.name()
 }
 
 impl PoolInner {
