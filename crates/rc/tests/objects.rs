@@ -323,9 +323,12 @@ fn objects_keep_their_pool_alive() {
     let b = pool.force_alloc("b".to_string());
     drop(pool);
     drop(a);
-    // SAFETY: `b` is a live object of a pool of this crate.
-    let raw = unsafe { mempools_rc::pool_of_object(std::ptr::NonNull::from(&*b).cast()) };
-    drop(b);
+    let b = PoolBox::into_raw(b);
+    // SAFETY: `b` is a live object of a pool of this crate, released once (its `String` is
+    // dropped by the pool's typed destructor).
+    let raw = unsafe { mempools_rc::pool_of_object(b) };
+    // SAFETY: as above.
+    unsafe { release(b) };
     assert_eq!(raw.stats().in_use, 0);
     let c = raw.force_alloc();
     // SAFETY: the only reference; the pool's objects are `String`s, so write one first.

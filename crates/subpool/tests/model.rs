@@ -298,7 +298,12 @@ impl Model {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+    #![proptest_config(ProptestConfig {
+        cases: if cfg!(miri) { 4 } else { 256 },
+        // Miri's isolation forbids the file system (the persistence of failing cases).
+        failure_persistence: if cfg!(miri) { None } else { ProptestConfig::default().failure_persistence },
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn pools_and_sub_pools_match_the_model(ops in proptest::collection::vec(op(), 1..if cfg!(miri) { 25 } else { 80 })) {
