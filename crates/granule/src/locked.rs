@@ -12,16 +12,16 @@ use crate::{GranError, GranInfo, GranPool, PageAllocator, PageInfo};
 ///
 /// ```
 /// use mempools_granule::{GranPool, SyncGranPool};
-/// use std::sync::Arc;
 ///
-/// let region: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
-/// let pool = Arc::new(SyncGranPool::new(GranPool::new(region, 6, 6).unwrap()));
+/// let mut region = vec![0u8; 4096];
+/// let pool = SyncGranPool::new(GranPool::new(&mut region, 6, 6).unwrap());
 /// let total = pool.info().ngranules; // 63 or 64: the start is aligned up to 64 bytes
-/// let p2 = pool.clone();
-/// std::thread::spawn(move || {
-///     let a = p2.alloc(100).unwrap();
-///     p2.free(a, 100).unwrap();
-/// }).join().unwrap();
+/// std::thread::scope(|s| {
+///     s.spawn(|| {
+///         let a = pool.alloc(100).unwrap();
+///         pool.free(a, 100).unwrap();
+///     });
+/// });
 /// assert_eq!(pool.info().nfree, total);
 /// ```
 #[derive(Debug)]

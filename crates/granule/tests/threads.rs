@@ -1,19 +1,17 @@
 //! The locked forms under several threads.
 
-use std::sync::Arc;
-
 use mempools_granule::{GranPool, PageAllocator, SyncGranPool, SyncPageAllocator};
 
 #[test]
 fn threads_share_a_granule_pool_without_overlap() {
-    let region: &'static mut [u8] = Box::leak(vec![0u8; 64 * 1024].into_boxed_slice());
-    let pool = Arc::new(SyncGranPool::new(GranPool::with_name("granule.threads", region, 6, 6).unwrap()));
+    let mut region = vec![0u8; 64 * 1024];
+    let pool = SyncGranPool::new(GranPool::with_name("granule.threads", &mut region, 6, 6).unwrap());
     let total = pool.info().ngranules;
     let rounds = if cfg!(miri) { 10 } else { 2000 };
-    let threads: Vec<_> = (0..4u8)
-        .map(|t| {
-            let pool = pool.clone();
-            std::thread::spawn(move || {
+    std::thread::scope(|scope| {
+        for t in 0..4u8 {
+            let pool = &pool;
+            scope.spawn(move || {
                 let mut live = Vec::new();
                 for i in 0..rounds {
                     let size = 1 + (i * 37 + t as usize * 11) % 300;
@@ -34,12 +32,9 @@ fn threads_share_a_granule_pool_without_overlap() {
                 for (p, size) in live {
                     pool.free(p, size).unwrap();
                 }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+            });
+        }
+    });
     let info = pool.info();
     assert_eq!((info.nfree, info.mxfree), (total, total));
     let stats = mempools_stats::registry().find("granule.threads").unwrap().report();
@@ -50,24 +45,21 @@ fn threads_share_a_granule_pool_without_overlap() {
 
 #[test]
 fn threads_share_a_page_allocator() {
-    let region: &'static mut [u8] = Box::leak(vec![0u8; 33 * 4096].into_boxed_slice());
-    let pages = Arc::new(SyncPageAllocator::new(PageAllocator::new(region).unwrap()));
+    let mut region = vec![0u8; 33 * 4096];
+    let pages = SyncPageAllocator::new(PageAllocator::new(&mut region).unwrap());
     let total = pages.info().ntotal;
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            let pages = pages.clone();
-            std::thread::spawn(move || {
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            let pages = &pages;
+            scope.spawn(move || {
                 for n in 1..if cfg!(miri) { 4 } else { 200 } {
                     let n = n % 8 + 1;
                     let p = pages.alloc_pages(n).unwrap();
                     assert_eq!(p.addr().get() % 4096, 0);
                     pages.free_pages(p, n).unwrap();
                 }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+            });
+        }
+    });
     assert_eq!(pages.info().nfree, total);
 }

@@ -505,10 +505,11 @@ impl Chain {
 
     /// Gives up ownership of the buffers: the first buffer's header (linked through
     /// `io_flink`), or `None` for a chain without buffers. [`Chain::from_raw`] takes it back.
-    pub fn into_raw(self) -> Option<NonNull<IobHeader>> {
-        let head = self.head.map(|b| b.0);
-        std::mem::forget(self);
-        head
+    pub fn into_raw(mut self) -> Option<NonNull<IobHeader>> {
+        // Emptied, the chain drops without releasing a buffer (and drops its pool reference).
+        self.tail = None;
+        self.count = 0;
+        self.head.take().map(|b| b.0)
     }
 
     /// Takes back a chain given up by [`Chain::into_raw`] (or linked from such buffers).
