@@ -542,17 +542,18 @@ impl MainMem {
     /// Frees every chain parked in the depot (for trims and flushes).
     fn drain_depot(st: &mut Locked<'_>) {
         for c in 0..cache::CLASSES {
-            loop {
-                let Some(d) = st.depot.get_mut(c) else { break };
-                if d.n == 0 {
-                    break;
-                }
-                d.n -= 1;
-                let Some(&(head, _)) = d.chains.get(d.n) else { break };
+            while let Some(head) = Self::unpark(st, c) {
                 // SAFETY: parked chains hold live arena blocks of this allocator.
                 unsafe { Self::free_chain_locked(st, head) };
             }
         }
+    }
+
+    /// Takes the newest chain parked for class `c`, if any.
+    fn unpark(st: &mut State, c: usize) -> Option<*mut u8> {
+        let d = st.depot.get_mut(c)?;
+        d.n = d.n.checked_sub(1)?;
+        d.chains.get(d.n).map(|&(head, _)| head)
     }
 
     /// Frees a chain of arena blocks linked through their first payload word.

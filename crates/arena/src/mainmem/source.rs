@@ -9,6 +9,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// The program break `mainmem` extends: the real one or an emulation over a fixed region.
+#[cfg_attr(miri, allow(dead_code))]
 pub(crate) enum Break {
     /// The process's break, moved with `sbrk`. Other code (glibc itself) may move it too.
     Sbrk,

@@ -140,21 +140,21 @@ fn large_requests_get_their_own_mapping() {
 #[test]
 fn process_wide_caches_serve_small_blocks_across_threads() {
     use std::sync::mpsc;
-    let (tx, rx) = mpsc::channel::<usize>();
+    struct Block(NonNull<u8>);
+    // SAFETY: a block handed over whole to the receiving thread.
+    unsafe impl Send for Block {}
+    let (tx, rx) = mpsc::channel::<Block>();
     let n = if cfg!(miri) { 200 } else { 20_000 };
     let producer = std::thread::spawn(move || {
         for i in 0..n {
             let p = malloc(16 + i % 200).unwrap();
             // SAFETY: at least 16 bytes.
             unsafe { p.as_ptr().cast::<usize>().write(i) };
-            tx.send(p.as_ptr() as usize).unwrap();
+            tx.send(Block(p)).unwrap();
         }
     });
     let mut seen = 0;
-    for addr in rx {
-        // Rebuild the pointer from the arena's memory (the address round-trips through the
-        // channel); strict provenance: expose-free, via the arena's own pointer.
-        let p = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(addr)).unwrap();
+    for Block(p) in rx {
         // SAFETY: the producer wrote the index and handed the block over.
         unsafe {
             assert_eq!(p.as_ptr().cast::<usize>().read(), seen);
