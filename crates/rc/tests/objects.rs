@@ -358,9 +358,10 @@ fn a_static_pool_serves_its_region_first_then_the_heap() {
     const B: usize = block_size(24);
     #[repr(align(8))]
     struct Area([u8; N * B]);
-    let area: &'static mut Area = Box::leak(Box::new(Area([0; N * B])));
+    let mut area = Box::new(Area([0; N * B]));
     let base = NonNull::new(area.0.as_mut_ptr()).unwrap();
-    // SAFETY: the leaked array is ours for the rest of the process and aligned to 8.
+    // SAFETY: the array is aligned to 8, used only through the pool, and outlives it (the pool
+    // is dropped below before the array).
     let pool = unsafe { RawPool::builder("rc.test.static", 24).region(base, N * B) }.build().unwrap();
     pool.expand(N);
     let inside = |p: NonNull<u8>| {
@@ -375,6 +376,8 @@ fn a_static_pool_serves_its_region_first_then_the_heap() {
         // SAFETY: the only references.
         unsafe { release(o) };
     }
+    drop(pool);
+    drop(area);
 }
 
 #[test]
