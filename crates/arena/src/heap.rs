@@ -416,11 +416,6 @@ impl<'a> Heap<'a> {
     pub fn stats(&self) -> PoolStats {
         self.shared.report()
     }
-
-    /// Runs `f` on the core under the heap's lock (for layers built on a heap).
-    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut HeapState) -> R) -> R {
-        f(&mut self.shared.state.lock())
-    }
 }
 
 impl Drop for Heap<'_> {

@@ -1100,8 +1100,9 @@ mod tests {
         let u = place_user(100, 10, 0, 0, 64).unwrap();
         assert!(u % 64 + 10 <= 64);
         assert_eq!(place_user(120, 10, 0, 0, 64), Some(128));
-        let u = place_user(1000, 30, 8, 4, 32).unwrap();
+        let u = place_user(1000, 20, 8, 4, 32).unwrap();
         assert_eq!(u % 8, 4);
-        assert!(u % 32 + 30 <= 32);
+        assert!(u % 32 + 20 <= 32);
+        assert_eq!(place_user(1000, 30, 8, 4, 32), None, "no address fits both");
     }
 }

@@ -65,7 +65,9 @@ pub const REGION_OVERHEAD: usize = 4 * WORD + GRAN;
 /// The largest block size the core handles.
 pub const MAX_BLOCK: usize = (isize::MAX as usize) & !(GRAN - 1);
 
-const SL_LOG2: u32 = 5;
+const SL_LOG2: u32 = 6;
+/// One bit per second-level list.
+type SlMap = u64;
 const SLLEN: usize = 1 << SL_LOG2;
 /// Sizes below this map to exact classes of first level 0.
 const SMALL: usize = SLLEN * GRAN;
@@ -248,7 +250,7 @@ impl RegionInfo {
 /// The two-level segregated fits allocator over raw regions. See the [module docs](self).
 pub struct Tlsf {
     fl_bitmap: usize,
-    sl_bitmap: [u32; FLLEN],
+    sl_bitmap: [SlMap; FLLEN],
     heads: [[*mut u8; SLLEN]; FLLEN],
     /// First region of the singly linked region list (null when none).
     regions: *mut u8,
@@ -371,7 +373,7 @@ impl Tlsf {
     fn take(&mut self, size: usize) -> Option<(*mut u8, usize)> {
         let (fl, sl) = mapping_search(size);
         let found = if fl < FLLEN {
-            let sl_map = self.sl_bitmap[fl] & (!0u32).checked_shl(sl as u32).unwrap_or(0);
+            let sl_map = self.sl_bitmap[fl] & (!0 as SlMap).checked_shl(sl as u32).unwrap_or(0);
             if sl_map != 0 {
                 Some((fl, sl_map.trailing_zeros() as usize))
             } else {

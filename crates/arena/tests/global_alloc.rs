@@ -70,7 +70,7 @@ fn main() {
     }
     assert_eq!(v.iter().sum::<u64>(), 4_999_950_000);
     #[repr(align(4096))]
-    struct Page([u8; 4096]);
+    struct Page(#[allow(dead_code)] [u8; 4096]);
     let page = Box::new(Page([1; 4096]));
     assert_eq!(&*page as *const Page as usize % 4096, 0);
     let threads: Vec<_> = (0..2)

@@ -1,0 +1,118 @@
+//! Heap efficiency: fill a 16 MiB region with random sizes, freeing some, until the first
+//! failure; the share of the region in live use (requested bytes), averaged over seeds.
+
+mod arena_common;
+
+use std::ptr::NonNull;
+
+use arena_common::{Arena, XorShift};
+
+const LEN: usize = 16 << 20;
+const SEEDS: u64 = 8;
+
+fn fill(a: &mut dyn Arena, seed: u64, lo: usize, hi: usize) -> f64 {
+    let mut r = XorShift(0x853c_49e6_748f_ea9b ^ (seed + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut live: Vec<(NonNull<u8>, usize)> = Vec::new();
+    let mut used = 0usize;
+    loop {
+        let size = lo + (r.next() as usize) % (hi - lo);
+        match a.alloc(size) {
+            Some(p) => {
+                live.push((p, size));
+                used += size;
+            }
+            None => break,
+        }
+        if r.next() % 3 == 0 {
+            let i = (r.next() as usize) % live.len();
+            let (p, s) = live.swap_remove(i);
+            used -= s;
+            // SAFETY: from `a.alloc(s)`.
+            unsafe { a.free(p, s) };
+        }
+    }
+    let share = used as f64 / LEN as f64;
+    for (p, s) in live {
+        // SAFETY: from `a.alloc(s)`.
+        unsafe { a.free(p, s) };
+    }
+    share
+}
+
+/// dlmalloc confined to one 16 MiB region through its system-allocator hook.
+struct OneRegion(std::cell::Cell<Option<&'static mut [u8]>>);
+
+// SAFETY: hands out the one region once and never frees or remaps it.
+unsafe impl dlmalloc::Allocator for OneRegion {
+    fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
+        match self.0.take() {
+            Some(r) if r.len() >= size => (r.as_mut_ptr(), r.len(), 0),
+            _ => (std::ptr::null_mut(), 0, 0),
+        }
+    }
+    fn remap(&self, _ptr: *mut u8, _old: usize, _new: usize, _can_move: bool) -> *mut u8 {
+        std::ptr::null_mut()
+    }
+    fn free_part(&self, _ptr: *mut u8, _old: usize, _new: usize) -> bool {
+        false
+    }
+    fn free(&self, _ptr: *mut u8, _size: usize) -> bool {
+        false
+    }
+    fn can_release_part(&self, _flags: u32) -> bool {
+        false
+    }
+    fn allocates_zeros(&self) -> bool {
+        true
+    }
+    fn page_size(&self) -> usize {
+        4096
+    }
+}
+
+struct DlRegion(dlmalloc::Dlmalloc<OneRegion>);
+impl Arena for DlRegion {
+    fn name(&self) -> &'static str {
+        "dlmalloc"
+    }
+    fn alloc(&mut self, size: usize) -> Option<NonNull<u8>> {
+        // SAFETY: valid size and alignment.
+        NonNull::new(unsafe { self.0.malloc(size, 8) })
+    }
+    unsafe fn free(&mut self, p: NonNull<u8>, size: usize) {
+        // SAFETY: forwarded.
+        unsafe { self.0.free(p.as_ptr(), size, 8) };
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    for (lo, hi) in [(8usize, 30_000usize), (8, 200)] {
+        println!("heap efficiency at first failure, 16 MiB, sizes {lo}..{hi}, {SEEDS} seeds:");
+        let makers: Vec<(&str, Box<dyn Fn() -> Box<dyn Arena>>)> = vec![
+            ("mempools-tlsf", Box::new(|| Box::new(arena_common::OursTlsf::new(LEN)))),
+            ("rlsf", Box::new(|| Box::new(arena_common::Rlsf::new(LEN)))),
+            ("talc", Box::new(|| Box::new(arena_common::Talc::new(LEN)))),
+            ("linked_list_allocator", Box::new(|| Box::new(arena_common::LinkedList::new(LEN)))),
+            ("buddy_system_allocator", Box::new(|| Box::new(arena_common::Buddy::new(LEN)))),
+            (
+                "dlmalloc",
+                Box::new(|| {
+                    Box::new(DlRegion(dlmalloc::Dlmalloc::new_with_allocator(OneRegion(
+                        std::cell::Cell::new(Some(arena_common::region(LEN))),
+                    ))))
+                }),
+            ),
+        ];
+        for (name, make) in makers {
+            let mut total = 0.0;
+            for seed in 0..SEEDS {
+                let mut a = make();
+                total += fill(a.as_mut(), seed, lo, hi);
+            }
+            println!("  {:<24} {:>6.2}%", name, 100.0 * total / SEEDS as f64);
+        }
+    }
+}
