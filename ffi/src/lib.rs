@@ -17,9 +17,15 @@
 //! | --- | --- | --- |
 //! | `mempools.h` | [`version`] | — |
 //! | `le_mem.h` | [`le_mem`] | Legato `le_mem` (object pools, sub-pools, reduced pools, static pools) |
+//! | `pool.h` | [`pool`] | Plan 9 / 9front `pool(2)` (arenas from callbacks, flags, compaction, checks) |
+//! | `area_malloc.h` | [`area_malloc`] | BeOS / Haiku `area_malloc` module (pools over mapped areas) |
+//! | `mm.h` | [`mm`] | NuttX `mm` heaps (several heaps over caller regions, `mallinfo`) |
 #![allow(non_camel_case_types, non_snake_case)]
 
+pub mod area_malloc;
 pub mod fatal;
 pub mod le_mem;
 pub mod logger;
+pub mod mm;
+pub mod pool;
 pub mod version;
