@@ -112,3 +112,38 @@ fn two_threads_allocate_and_release_from_one_pool() {
         assert_eq!(s.overflows as usize, s.total - 1, "each growth is one overflow");
     });
 }
+
+/// The live objects hold one count on the pool together (taken at 0 → 1 objects, given back
+/// at 1 → 0): the last handle and the last object may go in either order, and loom's leak
+/// check sees the pool freed exactly once.
+#[test]
+fn last_handle_and_last_object_race() {
+    model(|| {
+        let pool: Pool<Counted> = Pool::new("loom.rc.lifetime");
+        pool.expand(1);
+        let drops = Arc::new(AtomicUsize::new(0));
+        let obj = pool.assert_alloc_rc(Counted(drops.clone()));
+        let t = thread::spawn(move || drop(obj));
+        drop(pool);
+        t.join().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// A release taking the pool to no live objects races with an allocation taking it back to
+/// one: the objects' count on the pool is given back and taken again in either order.
+#[test]
+fn zero_to_one_and_one_to_zero_race() {
+    model(|| {
+        let pool: Pool<Counted> = Pool::new("loom.rc.transitions");
+        pool.expand(2);
+        let drops = Arc::new(AtomicUsize::new(0));
+        let first = pool.assert_alloc_rc(Counted(drops.clone()));
+        let t = thread::spawn(move || drop(first));
+        let second = pool.assert_alloc(Counted(drops.clone()));
+        drop(pool);
+        t.join().unwrap();
+        drop(second);
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+    });
+}
