@@ -135,6 +135,48 @@ fn one_thread_holds_while_another_cycles() {
 }
 
 #[test]
+fn aba_with_in_use_restored_is_caught_by_the_pop_count() {
+    // T1 reads the head (A, u) and A's link B. Meanwhile main pops A and B, then releases a
+    // block X it held before and then A: the head is (A, u) again but A's link is X. Only the
+    // pop count in the head tells the two apart; without it T1 would hand out B twice.
+    model(3, || {
+        let pool = Arc::new(SyncPool::new("loom.aba2", 8).unwrap());
+        pool.expand(3);
+        let held = Arc::new(AtomicU32::new(0));
+        let x = pool.try_alloc().expect("three blocks");
+        claim(&held, &x);
+        let t1 = {
+            let (pool, held) = (pool.clone(), held.clone());
+            thread::spawn(move || {
+                if let Some(b) = pool.try_alloc() {
+                    claim(&held, &b);
+                    unclaim(&held, &b);
+                    pool.release(b);
+                }
+            })
+        };
+        let a = pool.try_alloc();
+        let b = pool.try_alloc();
+        for blk in a.iter().chain(b.iter()) {
+            claim(&held, blk);
+        }
+        unclaim(&held, &x);
+        pool.release(x);
+        if let Some(a) = a {
+            unclaim(&held, &a);
+            pool.release(a);
+        }
+        if let Some(b) = b {
+            unclaim(&held, &b);
+            pool.release(b);
+        }
+        t1.join().unwrap();
+        let s = pool.stats();
+        assert_eq!((s.in_use, s.free), (0, 3));
+    });
+}
+
+#[test]
 fn expansion_races_with_allocations() {
     model(2, || {
         let pool = Arc::new(SyncPool::new("loom.expand", 8).unwrap());

@@ -378,7 +378,13 @@ fn options() -> impl Strategy<Value = (usize, usize, DebugOptions)> {
 }
 
 fn cases() -> ProptestConfig {
-    ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 })
+    let config = ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 });
+    // Miri isolates the file system: no regression files there.
+    if cfg!(miri) {
+        ProptestConfig { failure_persistence: None, ..config }
+    } else {
+        config
+    }
 }
 
 fn program() -> impl Strategy<Value = Vec<Op>> {
