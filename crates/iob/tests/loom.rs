@@ -42,3 +42,29 @@ fn throttled_waiters_never_take_the_reserve() {
         assert_eq!(pool.navail(false), 2);
     });
 }
+
+/// Two waiters, one throttled and one not, on a one-buffer pool (throttle 0): the buffer
+/// passes from the holder to one waiter and from it to the other; none is lost or doubled.
+#[test]
+fn two_waiters_share_one_buffer_in_turn() {
+    loom::model(|| {
+        let pool = IobPool::new("loom.two", 1, 8, 0).unwrap();
+        let held = pool.alloc(false);
+        let waiters: Vec<_> = [false, true]
+            .into_iter()
+            .map(|throttled| {
+                let pool = pool.clone();
+                thread::spawn(move || {
+                    let c = pool.alloc(throttled);
+                    assert_eq!(c.buffer_count(), 1);
+                })
+            })
+            .collect();
+        drop(held);
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert_eq!(pool.navail(false), 1);
+        assert_eq!(pool.stats().allocs, 3);
+    });
+}
