@@ -671,6 +671,10 @@ impl Tlsf {
             let front = q - payload;
             let nb = b.add(front);
             if front > 0 {
+                // `write_free` reads the header after the piece it frees, and `nb` lies inside
+                // the free block: its word may never have been written (fresh source memory).
+                // Give it a defined value first; `use_block` writes the real header below.
+                set_hdr(nb, 0);
                 write_free(b, front);
                 self.insert(b, front);
                 // `nb` now has a free previous neighbour: keep its PREV_FREE when used.

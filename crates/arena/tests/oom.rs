@@ -196,3 +196,21 @@ fn refused_arena_compacts_once_and_retries() {
     p.check();
     assert_eq!(p.live_blocks(), 0);
 }
+
+/// Regression (found by Miri on `growth_refused_keeps_every_block`): an aligned allocation
+/// carved from a fresh arena read the never-written header word of the block it was about to
+/// create (`Tlsf::alloc_placed` with a front gap). The source's memory is uninitialised, so
+/// under Miri that read was undefined behaviour. Needs Miri to fail.
+#[test]
+fn aligned_allocation_in_a_fresh_arena_reads_only_written_memory() {
+    let src = source();
+    let mut p = pool("oom.pool.fresh_aligned", &src);
+    for align in [64, 256, 1024] {
+        let q = p.alloc_align(50, align, 0, 0).expect("room in the arena");
+        assert_eq!(q.as_ptr() as usize % align, 0);
+        fill(q, 50, 0x42);
+        p.block_check(q);
+        p.free(Some(q));
+    }
+    p.check();
+}
