@@ -36,6 +36,23 @@ fn touch(block: &Block, size: usize, byte: u8) {
     }
 }
 
+/// Takes every free block: exactly `free` distinct blocks, then `None` (a corrupted free list
+/// would hand one out twice, or loop), and gives them back.
+fn drain(pool: &SyncPool) {
+    let free = pool.stats().free;
+    let held = AtomicU32::new(0);
+    let mut got = Vec::new();
+    while let Some(b) = pool.try_alloc() {
+        claim(&held, &b);
+        got.push(b);
+        assert!(got.len() <= free, "more blocks than free");
+    }
+    assert_eq!(got.len(), free);
+    for b in got {
+        pool.release(b);
+    }
+}
+
 fn check_invariants(pool: &SyncPool) {
     let s = pool.stats();
     assert_eq!(s.free, s.total - s.in_use);
@@ -70,6 +87,7 @@ fn two_threads_alloc_and_release() {
         let s = pool.stats();
         assert_eq!((s.in_use, s.free, s.total, s.allocs), (0, 2, 2, 4));
         assert!(s.max_used >= 1 && s.max_used <= 2);
+        drain(&pool);
     });
 }
 
@@ -101,6 +119,7 @@ fn three_threads_compete_for_two_blocks() {
         let n = successes.load(Ordering::Relaxed);
         assert!(n >= 2, "two free blocks, three tries: at least two succeed");
         assert_eq!((s.in_use, s.free, s.allocs), (0, 2, u64::from(n)));
+        drain(&pool);
     });
 }
 
@@ -131,6 +150,7 @@ fn one_thread_holds_while_another_cycles() {
         t1.join().unwrap();
         let s = pool.stats();
         assert_eq!((s.in_use, s.free, s.allocs), (0, 3, 3));
+        drain(&pool);
     });
 }
 
@@ -173,6 +193,7 @@ fn aba_with_in_use_restored_is_caught_by_the_pop_count() {
         t1.join().unwrap();
         let s = pool.stats();
         assert_eq!((s.in_use, s.free), (0, 3));
+        drain(&pool);
     });
 }
 
@@ -207,6 +228,7 @@ fn expansion_races_with_allocations() {
         grower.join().unwrap();
         let s = pool.stats();
         assert_eq!((s.in_use, s.free, s.total, s.allocs), (0, 3, 3, n));
+        drain(&pool);
     });
 }
 
@@ -238,5 +260,6 @@ fn lending_races_with_allocation() {
         let s = pool.stats();
         assert_eq!((s.in_use, s.free, s.total, s.allocs), (0, 3, 3, 1));
         assert!(s.max_used >= 2);
+        drain(&pool);
     });
 }
