@@ -108,6 +108,9 @@ pub type le_mem_Pool_t = le_mem_Pool;
 /// error line naming the function, then `exit(EXIT_FAILURE)`). A reference to unreadable
 /// memory, or to a deleted sub-pool whose structure a newer pool has reused, is undefined
 /// behaviour.
+///
+/// Every `le_mem_*` function may be called from any thread (none is async-signal-safe), and
+/// works in a child forked from a single-threaded process. The library starts no threads.
 pub type le_mem_PoolRef_t = *mut le_mem_Pool;
 
 /// Destructor: called with the object when its reference count reaches zero, before the block
@@ -236,7 +239,7 @@ fn inner_addr(pool: &RawPool) -> usize {
     let raw = pool.clone().into_raw();
     // SAFETY: `raw` comes from `into_raw` just above and is given back once.
     drop(unsafe { RawPool::from_raw(raw) });
-    raw as usize
+    raw.addr()
 }
 
 /// The live `le_mem_Pool` of a pool state address.
@@ -286,15 +289,14 @@ unsafe fn str_arg<'a>(function: &str, pool: &str, what: &str, ptr: *const c_char
 ///
 /// - `obj` must be NULL or have `BLOCK_OVERHEAD` readable bytes in front of it.
 unsafe fn object_arg<'a>(function: &str, obj: *mut c_void) -> (NonNull<u8>, &'a PoolState) {
-    let Some(obj) = NonNull::new(obj.cast::<u8>()) else {
-        fatal(function, "(none)", "NULL object pointer")
-    };
+    let Some(obj) = NonNull::new(obj.cast::<u8>()) else { fatal(function, "(none)", "NULL object pointer") };
     if obj.as_ptr().addr() % MIN_ALIGN != 0 {
         fatal(function, "(none)", &format!("{obj:p} is not an object of any pool (misaligned)"));
     }
     // SAFETY: the header slot (pool pointer, then count) is readable by the caller's
     // guarantee and aligned for a pointer (objects are MIN_ALIGN-aligned, as is the header).
-    let named = unsafe { (*obj.as_ptr().sub(BLOCK_OVERHEAD).cast::<AtomicPtr<PoolInner>>()).load(Ordering::Acquire) };
+    let named =
+        unsafe { (*obj.as_ptr().sub(BLOCK_OVERHEAD).cast::<AtomicPtr<PoolInner>>()).load(Ordering::Acquire) };
     let Some(PoolPtr(pool)) = lookup(named.addr()) else {
         fatal(
             function,
@@ -460,7 +462,8 @@ pub unsafe extern "C" fn _le_mem_InitStaticPool(
     // SAFETY: the caller's guarantee.
     let name = unsafe { str_arg(F, "(none)", "pool name", name) };
     let (kept, text) = pool_name(F, name);
-    let Some(slot) = NonNull::new(poolPtr).filter(|p| p.as_ptr().addr() % align_of::<le_mem_Pool>() == 0) else {
+    let Some(slot) = NonNull::new(poolPtr).filter(|p| p.as_ptr().addr() % align_of::<le_mem_Pool>() == 0)
+    else {
         fatal(F, &text, &format!("bad pool structure {poolPtr:p} (NULL or misaligned)"))
     };
     let Some(data) = NonNull::new(dataPtr.cast::<u8>()).filter(|p| p.as_ptr().addr() % MIN_ALIGN == 0) else {
@@ -484,7 +487,11 @@ pub unsafe extern "C" fn _le_mem_InitStaticPool(
                 return poolPtr;
             }
             Err(BUSY) => mempools_core::sync::spin_loop(),
-            Err(_) => fatal(F, &text, "the pool structure is not zero-filled (declare it with LE_MEM_DEFINE_STATIC_POOL)"),
+            Err(_) => fatal(
+                F,
+                &text,
+                "the pool structure is not zero-filled (declare it with LE_MEM_DEFINE_STATIC_POOL)",
+            ),
         }
     }
     let pool = guard(
@@ -693,7 +700,8 @@ pub unsafe extern "C" fn le_mem_StrDup(pool: le_mem_PoolRef_t, srcStr: *const c_
 /// front of it; a pointer whose header names a live pool but that the pool did not hand out.
 /// This build has no guard bands, so overruns into the next block are not detected.
 ///
-/// Constant time, plus the destructor. Thread-safe.
+/// Expected constant time (a hash lookup of the pool the header names), plus the destructor.
+/// Thread-safe.
 ///
 /// # Safety
 ///
@@ -711,7 +719,7 @@ pub unsafe extern "C" fn le_mem_Release(objPtr: *mut c_void) {
 /// Adds one reference to the object.
 ///
 /// Fatal, checked as in `le_mem_Release`: NULL, foreign pointer, free block (count 0); a count
-/// above `SIZE_MAX / 2`. Constant time. Thread-safe.
+/// above `SIZE_MAX / 2`. Expected constant time (as `le_mem_Release`). Thread-safe.
 ///
 /// # Safety
 ///
@@ -728,8 +736,8 @@ pub unsafe extern "C" fn le_mem_AddRef(objPtr: *mut c_void) {
 
 /// The object's current reference count (0 for a free block).
 ///
-/// Fatal, checked as in `le_mem_Release`: NULL, foreign pointer. Constant time. Thread-safe
-/// (the value may be stale as soon as it is returned).
+/// Fatal, checked as in `le_mem_Release`: NULL, foreign pointer. Expected constant time (as
+/// `le_mem_Release`). Thread-safe (the value may be stale as soon as it is returned).
 ///
 /// # Safety
 ///
@@ -744,7 +752,8 @@ pub unsafe extern "C" fn le_mem_GetRefCount(objPtr: *mut c_void) -> usize {
 
 /// The object size of the pool the object belongs to (as `le_mem_GetObjectSize`).
 ///
-/// Fatal, checked as in `le_mem_Release`: NULL, foreign pointer. Constant time. Thread-safe.
+/// Fatal, checked as in `le_mem_Release`: NULL, foreign pointer. Expected constant time (as
+/// `le_mem_Release`). Thread-safe.
 ///
 /// # Safety
 ///
@@ -941,9 +950,11 @@ pub unsafe extern "C" fn le_mem_FindPool(name: *const c_char) -> le_mem_PoolRef_
     }
     // SAFETY: the caller's guarantee.
     let query = truncate_name(unsafe { CStr::from_ptr(name) }.to_bytes());
-    let found = guard("le_mem_FindPool", || String::from_utf8_lossy(query).into_owned(), || {
-        RawPool::find(&String::from_utf8_lossy(query))
-    });
+    let found = guard(
+        "le_mem_FindPool",
+        || String::from_utf8_lossy(query).into_owned(),
+        || RawPool::find(&String::from_utf8_lossy(query)),
+    );
     let Some(pool) = found else { return core::ptr::null_mut() };
     match lookup(inner_addr(&pool)) {
         // SAFETY: structures in the table are live pools.
@@ -1035,9 +1046,11 @@ pub unsafe extern "C" fn le_mem_CreateReducedPool(
             ),
         );
     }
-    let pool = guard(F, || super_name.clone(), || {
-        mempools_subpool::create_reduced_pool(&raw, &text, numObjects, objSize)
-    })
+    let pool = guard(
+        F,
+        || super_name.clone(),
+        || mempools_subpool::create_reduced_pool(&raw, &text, numObjects, objSize),
+    )
     .unwrap_or_else(|e| fatal(F, &super_name, &format!("cannot create reduced pool \"{text}\": {e}")));
     if RawPool::ptr_eq(&pool, &raw) {
         // k = 1 under a sub-pool: the same pool with one more reference.
@@ -1113,8 +1126,12 @@ mod tests {
         let mut buf = vec![0x55u8 as c_char; buf_size.max(1)];
         // SAFETY: a live pool and a buffer of `buf_size` bytes.
         let r = unsafe { le_mem_GetName(pool, buf.as_mut_ptr(), buf_size) };
-        // SAFETY: GetName NUL-terminates when it writes.
-        let s = if buf_size == 0 { String::new() } else { unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned() };
+        let s = if buf_size == 0 {
+            String::new()
+        } else {
+            // SAFETY: GetName NUL-terminates when it writes.
+            unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+        };
         (r, s)
     }
 
@@ -1142,7 +1159,10 @@ mod tests {
             let c = le_mem_ForceAlloc(pool);
             assert_eq!(le_mem_GetObjectCount(pool), 5);
             let s = stats(pool);
-            assert_eq!((s.numBlocksInUse, s.maxNumBlocksUsed, s.numOverflows, s.numAllocs, s.numFree), (3, 3, 1, 3, 2));
+            assert_eq!(
+                (s.numBlocksInUse, s.maxNumBlocksUsed, s.numOverflows, s.numAllocs, s.numFree),
+                (3, 3, 1, 3, 2)
+            );
             le_mem_AddRef(a);
             assert_eq!(le_mem_GetRefCount(a), 2);
             assert_eq!(le_mem_GetBlockSize(a), 40);
@@ -1153,7 +1173,10 @@ mod tests {
             le_mem_Release(c);
             le_mem_ResetStats(pool);
             let s = stats(pool);
-            assert_eq!((s.numBlocksInUse, s.maxNumBlocksUsed, s.numOverflows, s.numAllocs, s.numFree), (0, 3, 0, 0, 5));
+            assert_eq!(
+                (s.numBlocksInUse, s.maxNumBlocksUsed, s.numOverflows, s.numAllocs, s.numFree),
+                (0, 3, 0, 0, 5)
+            );
             assert!(!le_mem_IsSubPool(pool));
         }
     }
@@ -1299,9 +1322,207 @@ mod tests {
             assert!(heap < start || heap >= start + len);
             assert_eq!(le_mem_GetObjectCount(pool), N + 1);
             // A second initialisation returns the same pool, unchanged.
-            let again = _le_mem_InitStaticPool(c"ffi.t.static".as_ptr(), N, 20, pool, data.as_mut_ptr().cast(), len);
+            let again =
+                _le_mem_InitStaticPool(c"ffi.t.static".as_ptr(), N, 20, pool, data.as_mut_ptr().cast(), len);
             assert_eq!(again, pool);
             assert_eq!(le_mem_GetObjectCount(pool), N + 1);
+        }
+    }
+
+    /// Shadow model of the C ABI: random programs over a pool `P` and its sub-pool `S`; after
+    /// every step the live objects do not overlap, keep what was written into them, and both
+    /// pools' statistics equal the model's (spec `le_mem.md`, "Accounting").
+    mod shadow {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            TryAlloc(bool),
+            ForceAlloc(bool),
+            AssertAlloc(bool),
+            Expand(bool, usize),
+            SetForce(bool, usize),
+            AddRef(usize),
+            Release(usize),
+            Reset(bool),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                3 => any::<bool>().prop_map(Op::TryAlloc),
+                3 => any::<bool>().prop_map(Op::ForceAlloc),
+                1 => any::<bool>().prop_map(Op::AssertAlloc),
+                1 => (any::<bool>(), 0..4usize).prop_map(|(s, n)| Op::Expand(s, n)),
+                1 => (any::<bool>(), 0..4usize).prop_map(|(s, n)| Op::SetForce(s, n)),
+                2 => any::<usize>().prop_map(Op::AddRef),
+                5 => any::<usize>().prop_map(Op::Release),
+                1 => any::<bool>().prop_map(Op::Reset),
+            ]
+        }
+
+        #[derive(Default, Clone, Copy, Debug, PartialEq)]
+        struct Model {
+            total: usize,
+            in_use: usize,
+            max_used: usize,
+            allocs: u64,
+            overflows: usize,
+            step: usize,
+        }
+
+        impl Model {
+            fn take(&mut self, count_alloc: bool) {
+                self.in_use += 1;
+                self.max_used = self.max_used.max(self.in_use);
+                if count_alloc {
+                    self.allocs += 1;
+                }
+            }
+        }
+
+        /// Grows `pools[which]` by `n` blocks (`S` borrows from `P`, rule 4).
+        fn grow(pools: &mut [Model; 2], which: usize, n: usize) {
+            if which == 1 {
+                let p = &mut pools[0];
+                let free = p.total - p.in_use;
+                if free < n {
+                    p.total += n - free;
+                    p.overflows += n - free;
+                }
+                for _ in 0..n {
+                    p.take(false);
+                }
+            }
+            pools[which].total += n;
+        }
+
+        struct Live {
+            obj: *mut c_void,
+            pool: usize,
+            refs: usize,
+            tag: u8,
+        }
+
+        const SIZE: usize = 24;
+
+        fn run(ops: Vec<Op>) {
+            static RUN: AtomicUsize = AtomicUsize::new(0);
+            let run = RUN.fetch_add(1, Ordering::Relaxed);
+            let p = create(&format!("ffi.shadow.{run}"), SIZE);
+            let name = std::ffi::CString::new(format!("ffi.shadow.{run}.sub")).unwrap();
+            // SAFETY: a live pool and a valid name.
+            let s = unsafe { le_mem_CreateSubPool(p, name.as_ptr(), 2) };
+            let refs = [p, s];
+            let mut model = [Model { step: 1, ..Model::default() }; 2];
+            grow(&mut model, 1, 2);
+            let mut live: Vec<Live> = Vec::new();
+            let mut tag = 0u8;
+            for op in ops {
+                // SAFETY: every pointer used below is a live pool or a live object of one.
+                unsafe {
+                    let mut alloc = |which: usize, obj: *mut c_void, live: &mut Vec<Live>| {
+                        tag = tag.wrapping_add(1);
+                        core::ptr::write_bytes(obj.cast::<u8>(), tag, SIZE);
+                        live.push(Live { obj, pool: which, refs: 1, tag });
+                    };
+                    match op {
+                        Op::TryAlloc(sub) | Op::AssertAlloc(sub) | Op::ForceAlloc(sub) => {
+                            let w = usize::from(sub);
+                            let free = model[w].total - model[w].in_use;
+                            let obj = match op {
+                                Op::TryAlloc(_) => le_mem_TryAlloc(refs[w]),
+                                Op::AssertAlloc(_) if free == 0 => continue,
+                                Op::AssertAlloc(_) => le_mem_AssertAlloc(refs[w]),
+                                _ => le_mem_ForceAlloc(refs[w]),
+                            };
+                            if free == 0 {
+                                if matches!(op, Op::TryAlloc(_)) {
+                                    assert!(obj.is_null());
+                                    continue;
+                                }
+                                let step = model[w].step;
+                                grow(&mut model, w, step);
+                                model[w].overflows += 1;
+                            }
+                            assert!(!obj.is_null());
+                            model[w].take(true);
+                            alloc(w, obj, &mut live);
+                        }
+                        Op::Expand(sub, n) => {
+                            let w = usize::from(sub);
+                            assert_eq!(le_mem_ExpandPool(refs[w], n), refs[w]);
+                            grow(&mut model, w, n);
+                        }
+                        Op::SetForce(sub, n) => {
+                            let w = usize::from(sub);
+                            le_mem_SetNumObjsToForce(refs[w], n);
+                            model[w].step = n.max(1);
+                        }
+                        Op::AddRef(i) if !live.is_empty() => {
+                            let n = live.len();
+                            let l = &mut live[i % n];
+                            le_mem_AddRef(l.obj);
+                            l.refs += 1;
+                        }
+                        Op::Release(i) if !live.is_empty() => {
+                            let i = i % live.len();
+                            let l = &mut live[i];
+                            let bytes = core::slice::from_raw_parts(l.obj.cast::<u8>(), SIZE);
+                            assert!(bytes.iter().all(|&b| b == l.tag), "object {:p} was overwritten", l.obj);
+                            le_mem_Release(l.obj);
+                            l.refs -= 1;
+                            if l.refs == 0 {
+                                model[l.pool].in_use -= 1;
+                                live.swap_remove(i);
+                            }
+                        }
+                        Op::Reset(sub) => {
+                            let w = usize::from(sub);
+                            le_mem_ResetStats(refs[w]);
+                            model[w].allocs = 0;
+                            model[w].overflows = 0;
+                        }
+                        Op::AddRef(_) | Op::Release(_) => {}
+                    }
+                }
+                for (l, r) in live.iter().zip(0..) {
+                    // SAFETY: a live object.
+                    assert_eq!(unsafe { le_mem_GetRefCount(l.obj) }, l.refs);
+                    for m in &live[r + 1..] {
+                        let (a, b) = (l.obj.addr(), m.obj.addr());
+                        assert!(a + SIZE <= b || b + SIZE <= a, "objects {a:#x} and {b:#x} overlap");
+                    }
+                }
+                for w in 0..2 {
+                    let st = stats(refs[w]);
+                    let m = &model[w];
+                    assert_eq!(
+                        (st.numBlocksInUse, st.maxNumBlocksUsed, st.numOverflows, st.numAllocs, st.numFree),
+                        (m.in_use, m.max_used, m.overflows, m.allocs, m.total - m.in_use),
+                        "pool {w}"
+                    );
+                    // SAFETY: a live pool.
+                    assert_eq!(unsafe { le_mem_GetObjectCount(refs[w]) }, m.total);
+                }
+            }
+            for l in live {
+                for _ in 0..l.refs {
+                    // SAFETY: a live object and a reference we hold.
+                    unsafe { le_mem_Release(l.obj) };
+                }
+            }
+            // SAFETY: a live sub-pool with nothing in use.
+            unsafe { le_mem_DeleteSubPool(s) };
+            assert_eq!(stats(p).numBlocksInUse, 0);
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+            #[test]
+            fn the_c_abi_follows_the_shadow_model(ops in proptest::collection::vec(op(), 0..if cfg!(miri) { 40 } else { 200 })) {
+                run(ops);
+            }
         }
     }
 }
