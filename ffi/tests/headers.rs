@@ -22,7 +22,28 @@ const HEADERS: &[Header] = &[
         module: "src/le_mem.rs",
         trailer: Some(include_str!("../src/le_mem_macros.h")),
     },
+    Header { file: "pool.h", module: "src/pool.rs", trailer: None },
+    Header {
+        file: "area_malloc.h",
+        module: "src/area_malloc.rs",
+        trailer: Some(include_str!("../src/area_malloc_macros.h")),
+    },
+    Header { file: "mm.h", module: "src/mm.rs", trailer: None },
 ];
+
+/// Headers whose `usize` fields are `uintptr_t` (cbindgen's default), not `size_t`: Plan 9's
+/// `Pool` declares `maxsize`, `cursize`, `curfree` and `curalloc` as `uintptr_t`.
+const USIZE_IS_UINTPTR: &[&str] = &["pool.h"];
+
+/// Exact text replacements in a generated header, for names cbindgen escapes: `pool.h` is C
+/// (as Plan 9's is) and its `Pool` has a field named `private`, a C++ keyword that cbindgen
+/// would rename `private_`.
+const FIXUPS: &[(&str, &str, &str)] = &[("pool.h", "  void *private_;\n", "  void *private;\n")];
+
+/// Types a header declares although no exported function names them: BeOS code reaches the
+/// `area_malloc` functions through `area_malloc_module_info`, which `get_module` returns as a
+/// `module_info *`.
+const EXTRA_TYPES: &[(&str, &[&str])] = &[("area_malloc.h", &["area_malloc_module_info"])];
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -47,7 +68,15 @@ fn config(header: &Header) -> cbindgen::Config {
         trailer: header.trailer.map(String::from),
         documentation_style: cbindgen::DocumentationStyle::Doxy,
         style: cbindgen::Style::Both,
-        usize_is_size_t: true,
+        usize_is_size_t: !USIZE_IS_UINTPTR.contains(&header.file),
+        export: cbindgen::ExportConfig {
+            include: EXTRA_TYPES
+                .iter()
+                .filter(|(file, _)| *file == header.file)
+                .flat_map(|(_, types)| types.iter().map(|t| t.to_string()))
+                .collect(),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -60,7 +89,12 @@ fn generate(header: &Header) -> String {
         .generate()
         .unwrap_or_else(|e| panic!("cbindgen failed for {}: {e}", header.file))
         .write(&mut out);
-    String::from_utf8(out).expect("cbindgen writes UTF-8")
+    let mut text = String::from_utf8(out).expect("cbindgen writes UTF-8");
+    for (file, from, to) in FIXUPS.iter().filter(|(file, _, _)| *file == header.file) {
+        assert!(text.contains(from), "fixup for {file}: {from:?} not found in the generated text");
+        text = text.replace(from, to);
+    }
+    text
 }
 
 fn committed(path: &Path) -> String {
