@@ -152,6 +152,9 @@ typedef struct le_mem_Pool {
  * error line naming the function, then `exit(EXIT_FAILURE)`). A reference to unreadable
  * memory, or to a deleted sub-pool whose structure a newer pool has reused, is undefined
  * behaviour.
+ *
+ * Every `le_mem_*` function may be called from any thread (none is async-signal-safe), and
+ * works in a child forked from a single-threaded process. The library starts no threads.
  */
 typedef struct le_mem_Pool *le_mem_PoolRef_t;
 
@@ -374,7 +377,8 @@ char *le_mem_StrDup(le_mem_PoolRef_t pool, const char *srcStr);
  * front of it; a pointer whose header names a live pool but that the pool did not hand out.
  * This build has no guard bands, so overruns into the next block are not detected.
  *
- * Constant time, plus the destructor. Thread-safe.
+ * Expected constant time (a hash lookup of the pool the header names), plus the destructor.
+ * Thread-safe.
  *
  * # Safety
  *
@@ -387,7 +391,7 @@ void le_mem_Release(void *objPtr);
  * Adds one reference to the object.
  *
  * Fatal, checked as in `le_mem_Release`: NULL, foreign pointer, free block (count 0); a count
- * above `SIZE_MAX / 2`. Constant time. Thread-safe.
+ * above `SIZE_MAX / 2`. Expected constant time (as `le_mem_Release`). Thread-safe.
  *
  * # Safety
  *
@@ -399,8 +403,8 @@ void le_mem_AddRef(void *objPtr);
 /**
  * The object's current reference count (0 for a free block).
  *
- * Fatal, checked as in `le_mem_Release`: NULL, foreign pointer. Constant time. Thread-safe
- * (the value may be stale as soon as it is returned).
+ * Fatal, checked as in `le_mem_Release`: NULL, foreign pointer. Expected constant time (as
+ * `le_mem_Release`). Thread-safe (the value may be stale as soon as it is returned).
  *
  * # Safety
  *
@@ -411,7 +415,8 @@ size_t le_mem_GetRefCount(void *objPtr);
 /**
  * The object size of the pool the object belongs to (as `le_mem_GetObjectSize`).
  *
- * Fatal, checked as in `le_mem_Release`: NULL, foreign pointer. Constant time. Thread-safe.
+ * Fatal, checked as in `le_mem_Release`: NULL, foreign pointer. Expected constant time (as
+ * `le_mem_Release`). Thread-safe.
  *
  * # Safety
  *
