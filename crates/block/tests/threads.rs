@@ -45,7 +45,7 @@ fn threads_hammer_one_pool() {
                 let mut allocs = 0u64;
                 for i in 0..rounds {
                     match i % 7 {
-                        0 | 1 | 2 => {
+                        0..=2 => {
                             if let Some(b) = pool.try_alloc() {
                                 allocs += 1;
                                 held.push(b);
