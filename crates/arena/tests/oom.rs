@@ -135,14 +135,14 @@ fn maxsize_refuses_like_the_source() {
 
 /// A move callback that records the moves.
 #[derive(Default)]
-struct Mover(RefCell<Vec<(usize, usize)>>);
+struct Mover(RefCell<Vec<(NonNull<u8>, NonNull<u8>)>>);
 
 impl Handler for Mover {
     fn can_move(&self) -> bool {
         true
     }
     fn moved(&self, from: NonNull<u8>, to: NonNull<u8>) {
-        self.0.borrow_mut().push((from.as_ptr() as usize, to.as_ptr() as usize));
+        self.0.borrow_mut().push((from, to));
     }
 }
 
@@ -178,14 +178,12 @@ fn refused_arena_compacts_once_and_retries() {
     assert!(!moves.is_empty(), "the pool compacted");
     // Every kept block is where the move callback says, with its contents.
     for (b, tag) in kept.iter_mut() {
-        let mut addr = b.as_ptr() as usize;
         for &(from, to) in &moves {
-            if from == addr {
-                addr = to;
+            if from == *b {
+                *b = to;
             }
         }
-        *b = NonNull::new(addr as *mut u8).unwrap();
-        assert!(filled(*b, 200, *tag), "block moved to {addr:#x} lost its contents");
+        assert!(filled(*b, 200, *tag), "block moved to {:p} lost its contents", b.as_ptr());
     }
     assert!(p.counters().curfree < free_before);
     p.check();
