@@ -139,7 +139,8 @@ struct Registry {
     pools: BTreeMap<usize, Arc<AreaPool>>,
 }
 
-static REGISTRY: SpinMutex<Registry> = SpinMutex::new(Registry { users: 0, next_id: 1, pools: BTreeMap::new() });
+static REGISTRY: SpinMutex<Registry> =
+    SpinMutex::new(Registry { users: 0, next_id: 1, pools: BTreeMap::new() });
 
 const MODULE_NAME: &CStr = c"generic/area_malloc/v1";
 
@@ -165,7 +166,9 @@ static MODULE: Module = Module(UnsafeCell::new(area_malloc_module_info {
         // SAFETY: `std_ops` reads only its first argument. On the platforms this library
         // supports (x86-64 and AArch64 Linux) a variadic call passes its named arguments
         // exactly as a plain call does, so calling it through the variadic type is sound.
-        std_ops: Some(unsafe { core::mem::transmute::<extern "C" fn(i32) -> status_t, VariadicStdOps>(std_ops) }),
+        std_ops: Some(unsafe {
+            core::mem::transmute::<extern "C" fn(i32) -> status_t, VariadicStdOps>(std_ops)
+        }),
     },
     create_pool: Some(create_pool),
     delete_pool: Some(delete_pool),
@@ -190,7 +193,12 @@ fn pool_of(id: *const c_void, function: &str) -> Option<Arc<AreaPool>> {
     found
 }
 
-unsafe extern "C" fn create_pool(address_spec: u32, size: usize, lock_spec: u32, protection: u32) -> *const c_void {
+unsafe extern "C" fn create_pool(
+    address_spec: u32,
+    size: usize,
+    lock_spec: u32,
+    protection: u32,
+) -> *const c_void {
     crate::logger::ensure();
     let id = {
         let mut r = REGISTRY.lock();
@@ -370,7 +378,9 @@ mod tests {
         assert_eq!(B_AREA_MALLOC_MODULE_NAME, area::B_AREA_MALLOC_MODULE_NAME);
         assert_eq!(MODULE_NAME.to_str().unwrap(), B_AREA_MALLOC_MODULE_NAME);
         let macros = include_str!("area_malloc_macros.h");
-        assert!(macros.contains(&format!("#define B_AREA_MALLOC_MODULE_NAME \"{B_AREA_MALLOC_MODULE_NAME}\"")));
+        assert!(
+            macros.contains(&format!("#define B_AREA_MALLOC_MODULE_NAME \"{B_AREA_MALLOC_MODULE_NAME}\""))
+        );
     }
 
     #[test]

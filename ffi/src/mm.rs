@@ -120,9 +120,11 @@ pub unsafe extern "C" fn mm_initialize(
         return core::ptr::null_mut();
     };
     // SAFETY: the region is the heap's until `mm_uninitialize` (caller's contract).
-    let made = crate::fatal::guard("mm_initialize", || name.clone(), || unsafe {
-        Heap::from_raw(&name, start, heap_size)
-    });
+    let made = crate::fatal::guard(
+        "mm_initialize",
+        || name.clone(),
+        || unsafe { Heap::from_raw(&name, start, heap_size) },
+    );
     match made {
         Ok(heap) => Box::into_raw(Box::new(mm_heap_s { magic: MAGIC, heap })),
         Err(e) => {
@@ -240,7 +242,8 @@ pub unsafe extern "C" fn mm_realloc(heap: *mut mm_heap_s, oldmem: *mut c_void, s
 #[no_mangle]
 pub unsafe extern "C" fn mm_memalign(heap: *mut mm_heap_s, alignment: usize, size: usize) -> *mut c_void {
     // SAFETY: forwarded contract.
-    unsafe { heap_of(heap, "mm_memalign") }.map_or(core::ptr::null_mut(), |h| out(h.memalign(alignment, size)))
+    unsafe { heap_of(heap, "mm_memalign") }
+        .map_or(core::ptr::null_mut(), |h| out(h.memalign(alignment, size)))
 }
 
 /// The usable size of the chunk at `mem` (at least what was asked for). 0 for NULL, for a

@@ -296,7 +296,10 @@ unsafe fn state_of<'a>(p: *mut Pool) -> &'a mut State {
         if !s.is_null() {
             if (*p).mempools_self != p {
                 let h = CHandler { pool: p };
-                h.panic(&name_of(p), format_args!("the Pool structure was moved or copied after its first use"));
+                h.panic(
+                    &name_of(p),
+                    format_args!("the Pool structure was moved or copied after its first use"),
+                );
             }
             return &mut *s.cast::<State>();
         }
@@ -328,7 +331,12 @@ unsafe fn state_of<'a>(p: *mut Pool) -> &'a mut State {
 ///
 /// # Safety
 /// - `p` is NULL or a valid `Pool` (see [`Pool`]).
-unsafe fn with_pool<R>(p: *mut Pool, function: &'static str, on_null: R, f: impl FnOnce(&mut State) -> R) -> R {
+unsafe fn with_pool<R>(
+    p: *mut Pool,
+    function: &'static str,
+    on_null: R,
+    f: impl FnOnce(&mut State) -> R,
+) -> R {
     if p.is_null() {
         crate::logger::ensure();
         log::error!("{function}: NULL pool; ignored");
