@@ -183,7 +183,8 @@ impl ThreadCache {
         // SAFETY: a cached block's first payload word links to the next cached block.
         bin.head = unsafe { p.cast::<*mut u8>().read() };
         bin.count -= 1;
-        NonNull::new(p)
+        // Hand out the block with the arena's provenance (it may carry a dropped `Box`'s).
+        NonNull::new(p).map(|p| MAINMEM.rederive(p))
     }
 
     /// # Safety
@@ -280,7 +281,7 @@ pub fn memalign(align: usize, size: usize) -> Option<NonNull<u8>> {
 /// - `p` is a live block of [`MAINMEM`].
 pub unsafe fn usable_size(p: NonNull<u8>) -> usize {
     // SAFETY: forwarded contract.
-    unsafe { MainMem::usable_size(p) }
+    unsafe { MainMem::usable_size(MAINMEM.rederive(p)) }
 }
 
 /// `free`: small blocks go to this thread's cache, others back to the arena (or unmapped).
@@ -289,15 +290,19 @@ pub unsafe fn usable_size(p: NonNull<u8>) -> usize {
 /// - `p` is a live block of [`MAINMEM`] (from any thread), not used after this call.
 #[inline]
 pub unsafe fn free(p: NonNull<u8>) {
+    // The header is read through the arena's provenance; the cache link is written through
+    // the caller's own pointer (under Miri, a `Box` being dropped may still protect its
+    // payload against writes through any other pointer).
+    let r = MAINMEM.rederive(p);
     // SAFETY: `p` is live, so its header word is readable.
-    let h = unsafe { p.as_ptr().sub(tlsf::WORD).cast::<usize>().read() };
+    let h = unsafe { r.as_ptr().sub(tlsf::WORD).cast::<usize>().read() };
     let bsize = h & !(GRAN - 1);
     // SAFETY: `p` is a live arena block of that size (not mapped), handed over.
     if h & MAPPED == 0 && bsize <= CACHE_MAX_BLOCK && with_cache(|c| unsafe { c.push(p, bsize) }).is_some() {
         return;
     }
     // SAFETY: forwarded contract.
-    unsafe { MAINMEM.free(p) }
+    unsafe { MAINMEM.free(r) }
 }
 
 /// `realloc` on a live block: shrinks in place, grows in place when the arena can, else
@@ -306,6 +311,7 @@ pub unsafe fn free(p: NonNull<u8>) {
 /// # Safety
 /// - `p` is a live block of [`MAINMEM`]; after a `Some` return only the result may be used.
 pub unsafe fn realloc(p: NonNull<u8>, size: usize) -> Option<NonNull<u8>> {
+    let p = MAINMEM.rederive(p);
     // SAFETY: `p` is live (caller).
     unsafe {
         let bsize = MainMem::block_size_of(p);

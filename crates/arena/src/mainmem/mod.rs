@@ -147,6 +147,11 @@ pub const DEPOT_CHAINS: usize = 8;
 /// A process-wide arena over a program break. See the [module docs](self).
 pub struct MainMem {
     name: &'static str,
+    /// For an emulated break, its region's pointer: pointers handed back by callers are
+    /// re-derived from it ([`MainMem::rederive`]) so header reads below a payload stay
+    /// within one provenance (a `Box`'s pointer only covers its payload). Null for the
+    /// real break.
+    root: *mut u8,
     lock: RawLock,
     state: UnsafeCell<State>,
     trim_threshold: AtomicUsize,
@@ -218,8 +223,13 @@ impl core::ops::DerefMut for Locked<'_> {
 
 impl MainMem {
     const fn with_break(name: &'static str, brk: Break) -> Self {
+        let root = match brk {
+            Break::Emulated { base, .. } => base,
+            Break::Sbrk => ptr::null_mut(),
+        };
         Self {
             name,
+            root,
             lock: RawLock::new(),
             state: UnsafeCell::new(State {
                 tlsf: Tlsf::new(),
@@ -254,6 +264,18 @@ impl MainMem {
     /// The arena's name (its log target and registry name).
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// `p` with the provenance of the whole arena (for an emulated break), so the header
+    /// word below the payload may be read through it; `p` itself otherwise. Every pointer a
+    /// caller hands back goes through this first.
+    #[inline(always)]
+    pub fn rederive(&self, p: NonNull<u8>) -> NonNull<u8> {
+        if self.root.is_null() {
+            p
+        } else {
+            NonNull::new(self.root.with_addr(p.as_ptr().addr())).unwrap_or(p)
+        }
     }
 
     fn locked(&self) -> Locked<'_> {
@@ -507,6 +529,7 @@ impl MainMem {
     /// # Safety
     /// - `p` is a live block of this allocator, not used after this call.
     pub unsafe fn free(&self, p: NonNull<u8>) {
+        let p = self.rederive(p);
         // SAFETY: `p` is live (caller).
         if unsafe { Self::is_mapped(p) } {
             // SAFETY: as above.
@@ -562,14 +585,14 @@ impl MainMem {
     /// - Every block of the chain is a live arena block of this allocator, not used after.
     unsafe fn free_chain_locked(st: &mut Locked<'_>, mut head: *mut u8) {
         let mut last = None;
+        let mm = st.mm;
         while let Some(p) = NonNull::new(head) {
             // SAFETY: `p` is a live arena block whose first word links the chain.
             unsafe {
                 head = p.as_ptr().cast::<*mut u8>().read();
-                last = Some(st.tlsf.free(p));
+                last = Some(st.tlsf.free(mm.rederive(p)));
             }
         }
-        let mm = st.mm;
         match (last, st.top) {
             // Any block of the chain may have freed the top: look at the top itself.
             (Some(_), Some(top)) => mm.maybe_trim(st, top, mm.trim_threshold(), TOP_PAD),
@@ -667,6 +690,7 @@ impl MainMem {
     /// - `p` is a live block of this allocator; after a `Some` return only the returned
     ///   pointer may be used.
     pub unsafe fn realloc(&self, p: NonNull<u8>, size: usize) -> Option<NonNull<u8>> {
+        let p = self.rederive(p);
         let threshold = self.mmap_threshold();
         // SAFETY: `p` is live (caller); copies stay within both blocks' usable sizes.
         unsafe {
@@ -729,6 +753,7 @@ impl MainMem {
     /// same page as `p` (so `p` itself must be readable for mapped-block detection, which is
     /// what a caller passing a pointer to `free` claims anyway). O(regions).
     pub fn classify(&self, p: NonNull<u8>) -> PointerKind {
+        let p = self.rederive(p);
         let addr = p.as_ptr() as usize;
         if addr % GRAN != 0 {
             return PointerKind::Foreign;
@@ -935,7 +960,7 @@ unsafe impl GlobalAlloc for Malloc {
         // SAFETY: as above; the new block is a fresh one of `new_size` bytes.
         unsafe {
             // SAFETY: `p` is live.
-            if new_size <= MainMem::usable_size(p) {
+            if new_size <= usable_size(p) {
                 return p.as_ptr();
             }
             let Some(q) = memalign(layout.align(), new_size) else { return ptr::null_mut() };
