@@ -825,7 +825,9 @@ impl<S: Source> SyncPool<S> {
     ///
     /// # Panics
     ///
-    /// As [`SyncPool::release`], for any block of the batch (checked before any is taken back).
+    /// As [`SyncPool::release`], for any block of the batch. Every block is checked before any
+    /// goes back on the free list; after such a panic no block of the batch is free again (they
+    /// stay counted as in use).
     #[track_caller]
     pub fn take_back(&self, blocks: Vec<Block>) {
         let Some(first) = blocks.first() else { return };
