@@ -134,7 +134,10 @@ fn memlock_limit() -> u64 {
     if rl.rlim_cur == libc::RLIM_INFINITY {
         u64::MAX
     } else {
-        rl.rlim_cur as u64
+        #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every target
+        {
+            rl.rlim_cur as u64
+        }
     }
 }
 

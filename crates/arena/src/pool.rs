@@ -437,14 +437,22 @@ impl<S: Source, H: Handler> Pool<S, H> {
         }
     }
 
+    /// Copies the figures to the registry's view. The largest free block costs a pass over
+    /// the size classes, so it is refreshed every 64 calls and by `check`/`dump`.
     fn publish(&self) {
         let counters = self.counters();
         let c = self.tlsf.counters();
+        let calls = self.allocs as usize + self.nfree;
+        let largest_free = if calls % 64 == 0 || self.cfg.flags.0 != 0 {
+            self.tlsf.largest_allocatable()
+        } else {
+            self.published.0.lock().arena.largest_free
+        };
         let arena = ArenaStats {
             size: counters.cursize,
             free: counters.curfree,
             allocated: counters.curalloc,
-            largest_free: self.tlsf.largest_allocatable(),
+            largest_free,
             free_blocks: c.free_blocks,
             arenas: c.regions,
         };
@@ -941,6 +949,7 @@ impl<S: Source, H: Handler> Pool<S, H> {
         self.enter(format_args!("check"));
         self.check_inner();
         self.leave(format_args!("check"));
+        self.published.0.lock().arena.largest_free = self.tlsf.largest_allocatable();
     }
 
     fn check_inner(&self) {

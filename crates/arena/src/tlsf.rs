@@ -989,7 +989,7 @@ mod tests {
             let (floor, search_floor) = Tlsf::class_bounds(s);
             assert!(floor <= s);
             assert!(search_floor >= s, "every block of the searched class fits {s}");
-            s += if s < 4096 { GRAN } else { s / 7 & SIZE_MASK };
+            s += if s < 4096 { GRAN } else { (s / 7) & SIZE_MASK };
         }
         assert!(mapping(MAX_BLOCK).0 < FLLEN);
     }
