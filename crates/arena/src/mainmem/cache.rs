@@ -254,14 +254,15 @@ pub fn malloc(size: usize) -> Option<NonNull<u8>> {
 /// `calloc`: `n * size` zeroed bytes; `None` when the product overflows or out of memory.
 pub fn calloc(n: usize, size: usize) -> Option<NonNull<u8>> {
     let total = n.checked_mul(size)?;
-    let p = malloc(total)?;
-    // SAFETY: `p` is a live block of at least `total` bytes; mapped blocks are fresh pages,
-    // already zero.
-    unsafe {
-        if !MainMem::is_mapped(p) {
-            ptr::write_bytes(p.as_ptr(), 0, total);
+    if total >= MAINMEM.mmap_threshold() {
+        // A fresh mapping is already zero.
+        if let Some(p) = MAINMEM.map_block(total) {
+            return Some(p);
         }
     }
+    let p = malloc(total)?;
+    // SAFETY: `p` is a live block of at least `total` bytes.
+    unsafe { ptr::write_bytes(p.as_ptr(), 0, total) };
     Some(p)
 }
 
@@ -286,6 +287,12 @@ pub unsafe fn usable_size(p: NonNull<u8>) -> usize {
 
 /// `free`: small blocks go to this thread's cache, others back to the arena (or unmapped).
 ///
+/// The C form: the size is unknown, so the block's header is read without the arena lock.
+/// Only its size and MAPPED bits are used, which nobody else changes while the block is
+/// live, but another thread may concurrently flip its PREV_FREE bit under the lock: a race
+/// on the word in the language's memory model (the same one glibc's `free` has on its
+/// chunk headers). Rust code goes through [`free_sized`] instead.
+///
 /// # Safety
 /// - `p` is a live block of [`MAINMEM`] (from any thread), not used after this call.
 #[inline]
@@ -305,8 +312,52 @@ pub unsafe fn free(p: NonNull<u8>) {
     unsafe { MAINMEM.free(r) }
 }
 
+/// `free` when the caller knows the size it asked for (Rust's `dealloc`): the block's class
+/// follows from the size, so the cache path reads no header outside the arena lock (a
+/// header's PREV_FREE bit may be flipped by another thread freeing the block below it).
+/// A block that really is larger than its class serves that class all the same.
+///
+/// # Safety
+/// - `p` is a live block of [`MAINMEM`] allocated for `size` bytes (any alignment), not
+///   used after this call.
+#[inline]
+pub unsafe fn free_sized(p: NonNull<u8>, size: usize) {
+    if let Some(bsize) = small_block(size) {
+        // SAFETY: a block allocated for `size` bytes is an arena block of at least `bsize`.
+        if with_cache(|c| unsafe { c.push(p, bsize) }).is_some() {
+            return;
+        }
+    }
+    // SAFETY: forwarded contract.
+    unsafe { MAINMEM.free(p) }
+}
+
+/// `realloc` when the caller knows the old size (Rust's `realloc`): no header read outside
+/// the arena lock (see [`free_sized`]).
+///
+/// # Safety
+/// - `p` is a live block of [`MAINMEM`] allocated for `old` bytes with alignment at most 16;
+///   after a `Some` return only the result may be used.
+pub unsafe fn realloc_sized(p: NonNull<u8>, old: usize, new: usize) -> Option<NonNull<u8>> {
+    if let (Some(ob), Some(nb)) = (small_block(old), small_block(new)) {
+        if ob == nb {
+            return Some(p);
+        }
+        let q = malloc(new)?;
+        // SAFETY: both blocks hold at least `min(old, new)` bytes; `p` is then given back.
+        unsafe {
+            ptr::copy_nonoverlapping(p.as_ptr(), q.as_ptr(), old.min(new));
+            free_sized(p, old);
+        }
+        return Some(q);
+    }
+    // SAFETY: forwarded contract (the arena reads the header under its lock).
+    unsafe { MAINMEM.realloc(p, new) }
+}
+
 /// `realloc` on a live block: shrinks in place, grows in place when the arena can, else
-/// moves. `None` (the block untouched) when out of memory.
+/// moves. `None` (the block untouched) when out of memory. The C form: it reads the header
+/// without the lock, as [`free`] does; Rust code uses [`realloc_sized`].
 ///
 /// # Safety
 /// - `p` is a live block of [`MAINMEM`]; after a `Some` return only the result may be used.

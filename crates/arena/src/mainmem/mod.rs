@@ -530,13 +530,16 @@ impl MainMem {
     /// - `p` is a live block of this allocator, not used after this call.
     pub unsafe fn free(&self, p: NonNull<u8>) {
         let p = self.rederive(p);
+        let mut st = self.locked();
+        // The header is read under the lock: another thread may be flipping its PREV_FREE
+        // bit (freeing or allocating the block below) under the lock.
         // SAFETY: `p` is live (caller).
         if unsafe { Self::is_mapped(p) } {
-            // SAFETY: as above.
+            drop(st);
+            // SAFETY: as above; a mapped block's header is only ever written by its owner.
             unsafe { self.unmap_block(p) };
             return;
         }
-        let mut st = self.locked();
         // SAFETY: as above.
         let freed = unsafe { st.tlsf.free(p) };
         self.after_free(&mut st, freed);
@@ -694,8 +697,12 @@ impl MainMem {
         let threshold = self.mmap_threshold();
         // SAFETY: `p` is live (caller); copies stay within both blocks' usable sizes.
         unsafe {
-            let old = Self::usable_size(p);
-            if Self::is_mapped(p) {
+            // Read the header under the lock (see `free`).
+            let (old, mapped) = {
+                let _st = self.locked();
+                (Self::usable_size(p), Self::is_mapped(p))
+            };
+            if mapped {
                 if size <= old && size >= threshold / 2 {
                     return Some(p);
                 }
@@ -706,6 +713,8 @@ impl MainMem {
                 }
             } else {
                 let mut st = self.locked();
+                // Re-read under this lock: a neighbour may have changed since.
+                let old = Self::usable_size(p);
                 if st.tlsf.realloc_in_place(p, size) {
                     let mm = st.mm;
                     Self::note_alloc(&mut st, mm);
@@ -944,10 +953,10 @@ unsafe impl GlobalAlloc for Malloc {
     }
 
     #[inline]
-    unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         if let Some(p) = NonNull::new(p) {
-            // SAFETY: `p` came from this allocator (GlobalAlloc's contract).
-            unsafe { free(p) };
+            // SAFETY: `p` came from this allocator with `layout` (GlobalAlloc's contract).
+            unsafe { cache::free_sized(p, layout.size()) };
         }
     }
 
@@ -955,17 +964,18 @@ unsafe impl GlobalAlloc for Malloc {
         let Some(p) = NonNull::new(p) else { return ptr::null_mut() };
         if layout.align() <= GRAN {
             // SAFETY: `p` is live with `layout` (GlobalAlloc's contract).
-            return unsafe { realloc(p, new_size) }.map_or(ptr::null_mut(), NonNull::as_ptr);
+            return unsafe { cache::realloc_sized(p, layout.size(), new_size) }
+                .map_or(ptr::null_mut(), NonNull::as_ptr);
         }
         // SAFETY: as above; the new block is a fresh one of `new_size` bytes.
         unsafe {
-            // SAFETY: `p` is live.
-            if new_size <= usable_size(p) {
+            // The block holds at least `layout.size()` bytes.
+            if new_size <= layout.size() {
                 return p.as_ptr();
             }
             let Some(q) = memalign(layout.align(), new_size) else { return ptr::null_mut() };
             ptr::copy_nonoverlapping(p.as_ptr(), q.as_ptr(), layout.size().min(new_size));
-            free(p);
+            cache::free_sized(p, layout.size());
             q.as_ptr()
         }
     }
