@@ -52,7 +52,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use mempools_stats::{ArenaStats, PoolKind, PoolStats, Registration, Report};
 
 pub use cache::{
-    calloc, flush_thread_cache, free, malloc, memalign, realloc, set_thread_caches, usable_size,
+    calloc, flush_thread_cache, free, free_sized, malloc, memalign, realloc, realloc_sized,
+    set_thread_caches, usable_size,
 };
 
 use crate::tlsf::{self, RegionInfo, Tlsf, GRAN, MIN_BLOCK, WORD};
