@@ -1518,7 +1518,11 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+            // No failure persistence under Miri: it needs the file system, which isolation forbids.
+            #![proptest_config(ProptestConfig {
+                failure_persistence: if cfg!(miri) { None } else { ProptestConfig::default().failure_persistence },
+                ..ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 })
+            })]
             #[test]
             fn the_c_abi_follows_the_shadow_model(ops in proptest::collection::vec(op(), 0..if cfg!(miri) { 40 } else { 200 })) {
                 run(ops);
