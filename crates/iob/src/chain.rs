@@ -415,8 +415,8 @@ impl Chain {
         self.count -= freed;
     }
 
-    /// Sets the packet length to `pktlen`: shorter trims the tail ([`Chain::trim_tail`],
-    /// keeping one buffer when it becomes 0); longer extends the last buffer up to `bufsize`
+    /// Sets the packet length to `pktlen`: shorter trims the tail ([`Chain::trim_tail`];
+    /// at 0 the first buffer stays, empty, so a C caller's head pointer stays valid); longer extends the last buffer up to `bufsize`
     /// and adds free buffers (unthrottled, without waiting). The bytes a longer length
     /// exposes are whatever the buffers hold (zero for never-used storage).
     ///
@@ -428,7 +428,7 @@ impl Chain {
         let old = self.pktlen();
         if pktlen <= old {
             if pktlen == 0 {
-                self.trim_head(old);
+                self.truncate_to_head();
             } else {
                 self.trim_tail(old - pktlen);
             }
@@ -460,6 +460,20 @@ impl Chain {
         }
         self.set_pktlen(pktlen);
         Ok(())
+    }
+
+    /// Empties the chain but keeps its first buffer (at its offset, `len` 0): C's
+    /// `iob_update_pktlen(iob, 0)` returns nothing, so the head the caller holds must stay.
+    fn truncate_to_head(&mut self) {
+        let Some(head) = self.head else { return };
+        let rest = head.next();
+        head.set_next(None);
+        head.set_len(0);
+        let freed = self.count - 1;
+        self.release_from(rest);
+        self.tail = Some(head);
+        self.count -= freed;
+        self.set_pktlen(0);
     }
 
     /// Moves the start of the first buffer's data to offset `reserved` (NuttX `iob_reserve`):
