@@ -20,10 +20,14 @@
 //! | `pool.h` | [`pool`] | Plan 9 / 9front `pool(2)` (arenas from callbacks, flags, compaction, checks) |
 //! | `area_malloc.h` | [`area_malloc`] | BeOS / Haiku `area_malloc` module (pools over mapped areas) |
 //! | `mm.h` | [`mm`] | NuttX `mm` heaps (several heaps over caller regions, `mallinfo`) |
+//! | `gran.h` | [`gran`] | NuttX `mm_gran` and `mm_pgalloc` (granules over a caller's region, one page pool) |
+//! | `iob.h` | [`iob`] | NuttX `iob` (one process-wide pool of I/O buffers, chains, queues) |
 #![allow(non_camel_case_types, non_snake_case)]
 
 pub mod area_malloc;
 pub mod fatal;
+pub mod gran;
+pub mod iob;
 pub mod le_mem;
 pub mod logger;
 pub mod mm;

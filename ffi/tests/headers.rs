@@ -29,16 +29,23 @@ const HEADERS: &[Header] = &[
         trailer: Some(include_str!("../src/area_malloc_macros.h")),
     },
     Header { file: "mm.h", module: "src/mm.rs", trailer: None },
+    Header { file: "gran.h", module: "src/gran.rs", trailer: None },
+    Header { file: "iob.h", module: "src/iob.rs", trailer: None },
 ];
 
 /// Headers whose `usize` fields are `uintptr_t` (cbindgen's default), not `size_t`: Plan 9's
-/// `Pool` declares `maxsize`, `cursize`, `curfree` and `curalloc` as `uintptr_t`.
-const USIZE_IS_UINTPTR: &[&str] = &["pool.h"];
+/// `Pool` declares `maxsize`, `cursize`, `curfree` and `curalloc` as `uintptr_t`; `gran.h` takes
+/// and returns addresses as `uintptr_t` (its sizes are `libc::size_t`, which stays `size_t`).
+const USIZE_IS_UINTPTR: &[&str] = &["pool.h", "gran.h"];
 
 /// Exact text replacements in a generated header, for names cbindgen escapes: `pool.h` is C
 /// (as Plan 9's is) and its `Pool` has a field named `private`, a C++ keyword that cbindgen
-/// would rename `private_`.
-const FIXUPS: &[(&str, &str, &str)] = &[("pool.h", "  void *private_;\n", "  void *private;\n")];
+/// would rename `private_`; `iob.h`'s `struct iob_s` ends in a C99 flexible array member
+/// (`io_data[]`), which cbindgen writes as a zero-length array from Rust's `[u8; 0]`.
+const FIXUPS: &[(&str, &str, &str)] = &[
+    ("pool.h", "  void *private_;\n", "  void *private;\n"),
+    ("iob.h", "  uint8_t io_data[0];\n", "  uint8_t io_data[];\n"),
+];
 
 /// Types a header declares although no exported function names them: BeOS code reaches the
 /// `area_malloc` functions through `area_malloc_module_info`, which `get_module` returns as a
