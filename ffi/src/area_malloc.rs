@@ -384,6 +384,44 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap with an address hint (an integer-to-pointer cast in mempools-arena)")]
+    fn pools_through_get_module() {
+        let mut info: *mut module_info = core::ptr::null_mut();
+        // SAFETY: the module's functions are called as its C contract says.
+        unsafe {
+            assert_eq!(get_module(c"generic/other/v1".as_ptr(), &mut info), B_ENTRY_NOT_FOUND);
+            assert_eq!(get_module(MODULE_NAME.as_ptr(), core::ptr::null_mut()), B_BAD_VALUE);
+            assert_eq!(get_module(MODULE_NAME.as_ptr(), &mut info), B_OK);
+            let am = &*info.cast::<area_malloc_module_info>();
+            let (create, delete) = (am.create_pool.unwrap(), am.delete_pool.unwrap());
+            let (malloc, calloc) = (am.malloc.unwrap(), am.calloc.unwrap());
+            let (realloc, free) = (am.realloc.unwrap(), am.free.unwrap());
+            assert!(create(B_ANY_ADDRESS, 8192, B_NO_LOCK, B_READ_AREA).is_null());
+            let pool = create(B_BASE_ADDRESS, 8192, B_NO_LOCK, B_READ_AREA | B_WRITE_AREA);
+            let other = create(B_ANY_ADDRESS, 8192, B_LAZY_LOCK, B_WRITE_AREA);
+            assert!(!pool.is_null() && !other.is_null() && pool != other);
+            let p = malloc(pool, 100).cast::<u8>();
+            assert!(!p.is_null() && p as usize % 16 == 0);
+            p.write_bytes(7, 100);
+            assert!(calloc(pool, usize::MAX, 2).is_null());
+            let q = realloc(pool, p.cast(), 1000).cast::<u8>();
+            assert!(!q.is_null() && q.add(99).read() == 7);
+            let theirs = malloc(other, 10);
+            free(pool, theirs); // another pool's block: logged, ignored
+            free(other, theirs);
+            assert!(realloc(pool, q.cast(), 0).is_null());
+            assert!(realloc(pool, core::ptr::null_mut(), 1 << 20).is_null());
+            assert_eq!(delete(pool), B_OK);
+            assert_eq!(delete(pool), B_ERROR);
+            assert!(malloc(pool, 1).is_null());
+            // The last put deletes `other`.
+            assert_eq!(put_module(MODULE_NAME.as_ptr()), B_OK);
+            assert_eq!(delete(other), B_ERROR);
+            assert_eq!(put_module(MODULE_NAME.as_ptr()), B_ERROR);
+        }
+    }
+
+    #[test]
     fn std_ops_accepts_init_and_uninit() {
         assert_eq!(std_ops(B_MODULE_INIT), B_OK);
         assert_eq!(std_ops(B_MODULE_UNINIT), B_OK);

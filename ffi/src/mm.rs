@@ -295,6 +295,118 @@ pub unsafe extern "C" fn mm_mallinfo(heap: *mut mm_heap_s) -> mm_mallinfo_s {
 mod tests {
     use super::*;
 
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Malloc(usize),
+        Calloc(usize, usize),
+        Memalign(u32, usize),
+        Realloc(usize, usize),
+        Free(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0usize..600).prop_map(Op::Malloc),
+            1 => (0usize..20, 0usize..40).prop_map(|(n, s)| Op::Calloc(n, s)),
+            1 => (0u32..8, 0usize..300).prop_map(|(a, n)| Op::Memalign(a, n)),
+            2 => (any::<usize>(), 0usize..800).prop_map(|(i, n)| Op::Realloc(i, n)),
+            3 => any::<usize>().prop_map(Op::Free),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            // The failure file needs the working directory, which Miri's isolation hides.
+            failure_persistence: if cfg!(miri) { None } else { ProptestConfig::default().failure_persistence },
+            ..ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 128 })
+        })]
+
+        /// The C ABI against a shadow model: live blocks never overlap, every byte written is
+        /// read back, `aordblks` counts the live blocks, `uordblks + fordblks == arena`.
+        #[test]
+        fn the_c_abi_follows_the_shadow_model(ops in proptest::collection::vec(op(), 1..if cfg!(miri) { 20 } else { 200 })) {
+            let mut region = vec![0u128; 16 * 1024 / 16];
+            let len = region.len() * 16;
+            // SAFETY: the region outlives the heap; blocks are used within their sizes.
+            unsafe {
+                let h = mm_initialize(c"ffi.mm.shadow".as_ptr(), region.as_mut_ptr().cast(), len);
+                prop_assert!(!h.is_null());
+                // (pointer, size, fill byte)
+                let mut live: Vec<(*mut u8, usize, u8)> = Vec::new();
+                let mut tag = 0u8;
+                for op in ops {
+                    tag = tag.wrapping_add(1);
+                    let got = match op {
+                        Op::Malloc(n) => Some((mm_malloc(h, n), n)),
+                        Op::Calloc(n, s) => {
+                            let p = mm_calloc(h, n, s).cast::<u8>();
+                            for i in 0..n * s {
+                                if !p.is_null() {
+                                    prop_assert_eq!(p.add(i).read(), 0);
+                                }
+                            }
+                            Some((p.cast(), n * s))
+                        }
+                        Op::Memalign(a, n) => {
+                            let align = 1usize << a;
+                            let p = mm_memalign(h, align, n);
+                            prop_assert_eq!(p as usize % align, 0);
+                            Some((p, n))
+                        }
+                        Op::Realloc(i, n) if !live.is_empty() => {
+                            let (p, size, fill) = live.swap_remove(i % live.len());
+                            let q = mm_realloc(h, p.cast(), n).cast::<u8>();
+                            if q.is_null() {
+                                live.push((p, size, fill));
+                                None
+                            } else {
+                                for k in 0..size.min(n) {
+                                    prop_assert_eq!(q.add(k).read(), fill);
+                                }
+                                q.write_bytes(fill, n);
+                                live.push((q, n, fill));
+                                None
+                            }
+                        }
+                        Op::Free(i) if !live.is_empty() => {
+                            let (p, size, fill) = live.swap_remove(i % live.len());
+                            for k in 0..size {
+                                prop_assert_eq!(p.add(k).read(), fill);
+                            }
+                            mm_free(h, p.cast());
+                            None
+                        }
+                        _ => None,
+                    };
+                    if let Some((p, n)) = got {
+                        if !p.is_null() {
+                            let p = p.cast::<u8>();
+                            prop_assert!(mm_malloc_size(h, p.cast()) >= n);
+                            p.write_bytes(tag, n);
+                            live.push((p, n, tag));
+                        }
+                    }
+                    let mut spans: Vec<(usize, usize)> =
+                        live.iter().map(|&(p, n, _)| (p as usize, p as usize + n.max(1))).collect();
+                    spans.sort_unstable();
+                    for w in spans.windows(2) {
+                        prop_assert!(w[0].1 <= w[1].0, "live blocks overlap");
+                    }
+                    let info = mm_mallinfo(h);
+                    prop_assert_eq!(info.uordblks + info.fordblks, info.arena);
+                    prop_assert_eq!(info.aordblks as usize, live.len());
+                }
+                for (p, _, _) in live {
+                    mm_free(h, p.cast());
+                }
+                prop_assert_eq!(mm_mallinfo(h).aordblks, 0);
+                mm_uninitialize(h);
+            }
+        }
+    }
+
     #[test]
     fn two_heaps_over_rust_buffers() {
         let mut a = vec![0u64; 1024];

@@ -569,6 +569,123 @@ mod tests {
         assert_eq!(mempools_arena::tlsf::GRAN, 2 * core::mem::size_of::<usize>());
     }
 
+    // Arenas from the global allocator through C-ABI callbacks (Rust cannot define the
+    // variadic `print`/`panic`, so they stay NULL: messages go to `log`).
+    unsafe extern "C" fn heap_alloc(n: c_ulong) -> *mut c_void {
+        let Ok(layout) = Layout::from_size_align(n as usize, 16) else { return core::ptr::null_mut() };
+        // SAFETY: the pool never asks for zero bytes (an arena holds at least a block).
+        unsafe { std::alloc::alloc(layout) }.cast()
+    }
+
+    unsafe extern "C" fn heap_free(p: *mut c_void, n: c_ulong) {
+        // SAFETY: `p` came from `heap_alloc(n)`.
+        unsafe { std::alloc::dealloc(p.cast(), Layout::from_size_align_unchecked(n as usize, 16)) };
+    }
+
+    std::thread_local! {
+        static MOVES: core::cell::RefCell<Vec<(usize, usize)>> = const { core::cell::RefCell::new(Vec::new()) };
+    }
+
+    unsafe extern "C" fn record_move(from: *mut c_void, to: *mut c_void) {
+        MOVES.with(|m| m.borrow_mut().push((from as usize, to as usize)));
+    }
+
+    static LOCKS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+    unsafe extern "C" fn count_lock(_p: *mut Pool) {
+        LOCKS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn test_pool(name: &CStr) -> Box<Pool> {
+        Box::new(Pool {
+            name: name.as_ptr().cast_mut(),
+            maxsize: 1 << 20,
+            cursize: 0,
+            curfree: 0,
+            curalloc: 0,
+            minarena: 4096,
+            quantum: 16,
+            minblock: 0,
+            alloc: Some(heap_alloc),
+            merge: None,
+            r#move: Some(record_move),
+            free: Some(heap_free),
+            flags: 0,
+            nfree: 0,
+            lastcompact: 0,
+            lock: Some(count_lock),
+            unlock: None,
+            print: None,
+            panic: None,
+            logstack: None,
+            private: core::ptr::null_mut(),
+            mempools_state: core::ptr::null_mut(),
+            mempools_self: core::ptr::null_mut(),
+        })
+    }
+
+    #[test]
+    fn the_c_abi_allocates_mirrors_counters_and_compacts() {
+        let mut pool = test_pool(c"ffi.pool.test");
+        let p: *mut Pool = &mut *pool;
+        // SAFETY: `p` is a valid, pinned (boxed) Pool for the whole test.
+        unsafe {
+            let locks = LOCKS.load(core::sync::atomic::Ordering::Relaxed);
+            let mut v = [core::ptr::null_mut::<c_void>(); 8];
+            for (i, slot) in v.iter_mut().enumerate() {
+                *slot = poolalloc(p, 100);
+                assert!(!slot.is_null());
+                slot.cast::<u8>().write_bytes(i as u8, 100);
+            }
+            assert!(LOCKS.load(core::sync::atomic::Ordering::Relaxed) >= locks + 8);
+            assert!((*p).cursize >= 4096 && (*p).curalloc + (*p).curfree <= (*p).cursize);
+            assert!(poolmsize(p, v[0]) >= 100);
+            for slot in v.iter_mut().step_by(2) {
+                poolfree(p, *slot);
+                *slot = core::ptr::null_mut();
+            }
+            assert_eq!((*p).nfree, 4);
+            assert_eq!(poolcompact(p), 1);
+            assert_eq!((*p).lastcompact, 4);
+            let moves = MOVES.with(|m| m.take());
+            assert!(!moves.is_empty());
+            for (from, to) in moves {
+                assert!(to < from, "compaction moves blocks down");
+                assert_eq!(poolisoverlap(p, core::ptr::without_provenance_mut(to), 100), 1);
+            }
+            assert_eq!(poolcompact(p), 0);
+            let a = poolallocalign(p, 64, 64, 16, 0);
+            assert_eq!(a as usize % 64, 16);
+            assert!(poolallocalign(p, 64, 0, 0, 0).is_null());
+            assert!(poolallocalign(p, 300, 16, 0, 256).is_null());
+            let r = poolrealloc(p, core::ptr::null_mut(), 10);
+            assert!(!r.is_null());
+            assert!(poolrealloc(p, r, 0).is_null());
+            poolcheck(p);
+            poolreset(p);
+            assert_eq!((*p).curalloc, 0);
+            assert!(poolalloc(core::ptr::null_mut(), 1).is_null());
+            assert_eq!(poolcompact(core::ptr::null_mut()), 0);
+            destroy(p);
+        }
+    }
+
+    /// Drops the library's state of `p` (arenas go back through `free`). C programs have no
+    /// such call: Plan 9 pools live as long as the process.
+    ///
+    /// # Safety
+    /// - `p` is a valid Pool that is not used afterwards.
+    unsafe fn destroy(p: *mut Pool) {
+        // SAFETY: the state was made by `Box::into_raw` in `state_of`.
+        unsafe {
+            let s = (*p).mempools_state;
+            if !s.is_null() {
+                drop(Box::from_raw(s.cast::<State>()));
+                (*p).mempools_state = core::ptr::null_mut();
+            }
+        }
+    }
+
     #[test]
     fn messages_are_nul_terminated_without_interior_nuls() {
         assert_eq!(c_message(format_args!("a{}b", '\0')), b"ab\0");
