@@ -77,7 +77,8 @@ pub const POOL_NOREUSE: c_int = 1 << 6;
 /// - `lock(p)`, `unlock(p)` (optional): bracket every call that touches the pool; they must
 ///   not call pool functions;
 /// - `print(p, fmt, ...)`, `panic(p, fmt, ...)` (optional): always called with the format
-///   `"%s"` and one NUL-terminated message. `panic` reports corruption, double frees and
+///   `"%s"` and one NUL-terminated message, with the pool locked (they must not call pool
+///   functions either). `panic` reports corruption, double frees and
 ///   foreign pointers and must not return: it may `exit`, `abort` or `_exit` (a `longjmp`
 ///   out of it skips the library's frames and is undefined behaviour). When `panic` is NULL
 ///   or returns, the library logs the reason to stderr and calls `abort()`. With `print`
