@@ -1,0 +1,200 @@
+//! Two threads: a producer allocates 64-byte objects and sends them through a bounded
+//! `std::sync::mpsc::sync_channel`; a consumer frees them. Every object is freed by the other
+//! thread. Objects per second (criterion `Throughput::Elements(1)`), with the channel alone
+//! (plain integers sent, nothing allocated) as the reference ceiling.
+//!
+//! Target (DESIGN.md "Performance"): at least mimalloc's objects/s.
+//!
+//! The clock starts once both threads are running and stops when the consumer has freed the
+//! last object, so thread start-up is not measured.
+//!
+//! `cargo bench -p mempools-benches --bench producer_consumer -- --warm-up-time 1 --measurement-time 2`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::ptr::NonNull;
+use std::sync::mpsc::sync_channel;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+const SIZE: usize = 64;
+/// Objects in flight at most (the channel's bound).
+const BOUND: usize = 1024;
+/// Blocks the pools hold: the channel's bound, plus one at each end.
+const BLOCKS: usize = BOUND + 64;
+
+/// One contender: `alloc` on the producer's thread, `free` on the consumer's.
+trait Contender: std::marker::Sync {
+    /// What crosses the channel.
+    type Object: Send;
+    fn name(&self) -> &'static str;
+    fn alloc(&self, i: u64) -> Self::Object;
+    fn free(&self, o: Self::Object);
+}
+
+/// `iters` objects from producer to consumer; time from both threads ready to the last free.
+fn run<C: Contender>(c: &C, iters: u64) -> Duration {
+    let (tx, rx) = sync_channel::<C::Object>(BOUND);
+    let ready = Barrier::new(2);
+    std::thread::scope(|s| {
+        let consumer = s.spawn(|| {
+            ready.wait();
+            for o in rx {
+                c.free(o);
+            }
+            Instant::now()
+        });
+        ready.wait();
+        let start = Instant::now();
+        for i in 0..iters {
+            tx.send(c.alloc(i)).unwrap();
+        }
+        drop(tx);
+        consumer.join().unwrap() - start
+    })
+}
+
+/// Nothing allocated: the channel's own cost.
+struct ChannelAlone;
+impl Contender for ChannelAlone {
+    type Object = u64;
+    fn name(&self) -> &'static str {
+        "channel alone"
+    }
+    fn alloc(&self, i: u64) -> u64 {
+        i
+    }
+    fn free(&self, o: u64) {
+        black_box(o);
+    }
+}
+
+/// `mempools_block::SyncPool`.
+struct Sync(mempools_block::SyncPool);
+impl Contender for Sync {
+    type Object = mempools_block::Block;
+    fn name(&self) -> &'static str {
+        "mempools SyncPool"
+    }
+    fn alloc(&self, _: u64) -> mempools_block::Block {
+        self.0.assert_alloc()
+    }
+    fn free(&self, o: mempools_block::Block) {
+        self.0.release(o)
+    }
+}
+
+/// `mempools_rc::Pool<[u64; 8]>` giving `PoolBox`es (dropped on the consumer's thread).
+struct RcBox(mempools_rc::Pool<[u64; 8]>);
+impl Contender for RcBox {
+    type Object = mempools_rc::PoolBox<[u64; 8]>;
+    fn name(&self) -> &'static str {
+        "mempools rc PoolBox"
+    }
+    fn alloc(&self, i: u64) -> Self::Object {
+        self.0.assert_alloc([i; 8])
+    }
+    fn free(&self, o: Self::Object) {
+        drop(o)
+    }
+}
+
+/// A pointer that crosses the channel.
+struct Sent(NonNull<u8>);
+// SAFETY: the block is owned by whoever holds the `Sent`; the allocators below may be freed
+// from any thread.
+unsafe impl Send for Sent {}
+
+/// `mempools_arena::mainmem` (the process malloc, with its per-thread caches).
+struct MainMem;
+impl Contender for MainMem {
+    type Object = Sent;
+    fn name(&self) -> &'static str {
+        "mempools mainmem malloc"
+    }
+    fn alloc(&self, _: u64) -> Sent {
+        Sent(mempools_arena::mainmem::malloc(SIZE).expect("out of memory"))
+    }
+    fn free(&self, o: Sent) {
+        // SAFETY: `o.0` came from `mainmem::malloc` and is freed once.
+        unsafe { mempools_arena::mainmem::free(o.0) }
+    }
+}
+
+/// A `GlobalAlloc` (glibc through `System`, mimalloc through `MiMalloc`).
+struct Global<A: GlobalAlloc + 'static>(&'static A, &'static str);
+impl<A: GlobalAlloc + std::marker::Sync> Contender for Global<A> {
+    type Object = Sent;
+    fn name(&self) -> &'static str {
+        self.1
+    }
+    fn alloc(&self, _: u64) -> Sent {
+        // SAFETY: a non-zero-size layout.
+        Sent(NonNull::new(unsafe { self.0.alloc(Layout::new::<[u64; 8]>()) }).expect("out of memory"))
+    }
+    fn free(&self, o: Sent) {
+        // SAFETY: `o.0` came from `alloc` of this allocator with this layout.
+        unsafe { self.0.dealloc(o.0.as_ptr(), Layout::new::<[u64; 8]>()) }
+    }
+}
+static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `lockfree_object_pool::LinearObjectPool` (leaked, so its objects can cross threads as
+/// `'static` borrows), objects returned from the consumer's thread.
+struct LockFree(&'static lockfree_object_pool::LinearObjectPool<[u64; 8]>);
+impl Contender for LockFree {
+    type Object = lockfree_object_pool::LinearReusable<'static, [u64; 8]>;
+    fn name(&self) -> &'static str {
+        "lockfree-object-pool"
+    }
+    fn alloc(&self, _: u64) -> Self::Object {
+        self.0.pull()
+    }
+    fn free(&self, o: Self::Object) {
+        drop(o)
+    }
+}
+
+/// `sharded_slab::Slab`: the producer inserts, the consumer removes by key.
+struct ShardedSlab(sharded_slab::Slab<[u64; 8]>);
+impl Contender for ShardedSlab {
+    type Object = usize;
+    fn name(&self) -> &'static str {
+        "sharded-slab"
+    }
+    fn alloc(&self, i: u64) -> usize {
+        self.0.insert([i; 8]).expect("slab full")
+    }
+    fn free(&self, key: usize) {
+        self.0.remove(key);
+    }
+}
+
+fn one<C: Contender>(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, c: &C) {
+    g.bench_function(BenchmarkId::from_parameter(c.name()), |b| b.iter_custom(|iters| run(c, iters)));
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("producer-consumer 64 B, 2 threads");
+    g.throughput(Throughput::Elements(1));
+
+    let sync = mempools_block::SyncPool::new("bench.pc.sync", SIZE).unwrap();
+    sync.expand(BLOCKS);
+    one(&mut g, &Sync(sync));
+    let rc = mempools_rc::Pool::new("bench.pc.rcbox");
+    rc.expand(BLOCKS);
+    one(&mut g, &RcBox(rc));
+    one(&mut g, &MainMem);
+    one(&mut g, &ChannelAlone);
+    one(&mut g, &Global(&System, "glibc"));
+    one(&mut g, &Global(&MIMALLOC, "mimalloc"));
+    let lockfree = Box::leak(Box::new(lockfree_object_pool::LinearObjectPool::new(|| [0u64; 8], |_| {})));
+    one(&mut g, &LockFree(lockfree));
+    one(&mut g, &ShardedSlab(sharded_slab::Slab::new()));
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
