@@ -203,7 +203,7 @@ unsafe fn do_free(p: *mut c_void, caller: usize) {
     if check::on() {
         // SAFETY: the pointer is verified before use.
         unsafe { check::free(p) };
-    } else if p.as_ptr() as usize % ALIGN != 0 {
+    } else if !(p.as_ptr() as usize).is_multiple_of(ALIGN) {
         diag::report("free", "invalid pointer (misaligned)", p.as_ptr() as usize, None);
     } else {
         // SAFETY: the caller's contract.
@@ -275,7 +275,7 @@ unsafe fn do_realloc(p: *mut c_void, size: usize, caller: usize) -> *mut c_void 
     let q = if check::on() {
         // SAFETY: verified inside.
         unsafe { check::realloc(old, size) }.ok()
-    } else if old.as_ptr() as usize % ALIGN != 0 {
+    } else if !(old.as_ptr() as usize).is_multiple_of(ALIGN) {
         diag::report("realloc", "invalid pointer (misaligned)", old.as_ptr() as usize, None);
         None
     } else {
@@ -501,7 +501,7 @@ pub unsafe extern "C" fn aligned_alloc(align: size_t, size: size_t) -> *mut c_vo
 /// - `out` is valid for a pointer write.
 #[no_mangle]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: size_t, size: size_t) -> c_int {
-    if align % core::mem::size_of::<*mut c_void>() != 0 || !align.is_power_of_two() {
+    if !align.is_multiple_of(core::mem::size_of::<*mut c_void>()) || !align.is_power_of_two() {
         return libc::EINVAL;
     }
     let saved = diag::errno();
