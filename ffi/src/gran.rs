@@ -363,3 +363,43 @@ pub unsafe extern "C" fn mm_pginfo(info: *mut pginfo_s) {
     // SAFETY: `info` is non-NULL and writable (caller's contract).
     unsafe { info.write(figures) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(handle: GRAN_HANDLE) -> graninfo_s {
+        let mut info = graninfo_s::default();
+        // SAFETY: a live handle (or NULL) and a local to write.
+        unsafe { gran_info(handle, &mut info) };
+        info
+    }
+
+    #[test]
+    fn a_handle_allocates_frees_and_refuses_bad_frees_without_change() {
+        let mut region = vec![0u64; 1024]; // 8 KiB, 8-aligned
+        let base = region.as_mut_ptr().cast::<c_void>();
+        // SAFETY: the region outlives the handle, which is released below.
+        unsafe {
+            let h = gran_initialize(base, 8192, 6, 3);
+            assert!(!h.is_null());
+            assert_eq!(info(h).ngranules, 128);
+            let a = gran_alloc(h, 100);
+            assert_eq!(a, base);
+            let before = info(h);
+            assert_eq!(before.nfree, 126);
+            gran_free(h, a.cast::<u8>().add(128).cast(), 64); // not allocated
+            gran_free(h, core::ptr::null_mut(), 64);
+            let mut foreign = 0u64;
+            gran_free(h, (&raw mut foreign).cast(), 64);
+            assert_eq!(info(h), before);
+            assert_eq!(gran_reserve(h, base.addr() + 64, 128), -libc::EEXIST);
+            assert_eq!(gran_reserve(h, base.addr() + 8192, 64), -libc::EINVAL);
+            assert_eq!(info(h), before);
+            gran_free(h, a, 100);
+            assert_eq!(info(h).nfree, 128);
+            gran_release(h);
+            assert_eq!(info(core::ptr::null_mut()), graninfo_s::default());
+        }
+    }
+}

@@ -601,3 +601,33 @@ pub unsafe extern "C" fn iob_free_queue(q: *mut iob_queue_s) {
         unsafe { iob_free_chain(iob) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The only test that touches the process-wide pool.
+    #[test]
+    fn c_chains_are_the_pools_buffers() {
+        assert_eq!(iob_initialize(4, 32, 1), 0);
+        assert_eq!(iob_initialize(4, 32, 1), -libc::EALREADY);
+        let data: Vec<u8> = (0..200).collect();
+        // SAFETY: chains from this pool, used as the C contract says.
+        unsafe {
+            let iob = iob_alloc(false);
+            assert_eq!(iob_copyin(iob, data.as_ptr(), 200, 0, false), -libc::ENOMEM);
+            assert_eq!((*iob).io_pktlen, 4 * 32);
+            assert_eq!(*(*iob).io_data.as_ptr().add(5), 5);
+            let mut out = [0u8; 10];
+            assert_eq!(iob_copyout(out.as_mut_ptr(), iob, 10, 40), 10);
+            assert_eq!(out[..], data[40..50]);
+            assert_eq!(iob_copyout(out.as_mut_ptr(), iob, 10, 129), -libc::ESPIPE);
+            let mut q = iob_queue_s { qh_head: core::ptr::null_mut(), qh_tail: core::ptr::null_mut() };
+            assert_eq!(iob_add_queue(iob, &mut q), 0);
+            assert_eq!(iob_peek_queue(&mut q), iob);
+            iob_free_queue(&mut q);
+            assert!(q.qh_head.is_null());
+            assert_eq!(iob_navail(false), 4);
+        }
+    }
+}
