@@ -128,15 +128,22 @@ unsafe impl GlobalAlloc for GlobalHeap {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
-        // SAFETY: `ptr` came from `alloc` on this heap (GlobalAlloc's contract).
-        unsafe { self.state.lock().tlsf.free(NonNull::new_unchecked(ptr)) };
+        let mut st = self.state.lock();
+        // SAFETY: `ptr` came from `alloc` on this heap (GlobalAlloc's contract), so it is
+        // non-null and inside a region; it is re-derived from the region's pointer.
+        unsafe {
+            let p = NonNull::new_unchecked(ptr);
+            let p = st.tlsf.rederive(p).unwrap_or(p);
+            st.tlsf.free(p);
+        }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: `ptr` is a live block of this heap with `layout` (GlobalAlloc's contract).
         unsafe {
-            let p = NonNull::new_unchecked(ptr);
             let mut st = self.state.lock();
+            let p = NonNull::new_unchecked(ptr);
+            let p = st.tlsf.rederive(p).unwrap_or(p);
             if st.tlsf.realloc_in_place(p, new_size) {
                 return ptr;
             }

@@ -114,12 +114,15 @@ impl HeapState {
 
     /// Whether `p` looks like a live allocation of this heap: inside a region, aligned like a
     /// payload, its block not free and within the region.
-    pub(crate) fn validate(&self, p: NonNull<u8>) -> Result<(), &'static str> {
+    pub(crate) fn validate(&self, p: NonNull<u8>) -> Result<NonNull<u8>, &'static str> {
         let addr = p.as_ptr() as usize;
         if addr % GRAN != 0 {
             return Err("is not aligned like a block");
         }
         let Some(region) = self.tlsf.region_of(addr - WORD) else {
+            return Err("is not inside any region of this heap");
+        };
+        let Some(p) = self.tlsf.rederive(p) else {
             return Err("is not inside any region of this heap");
         };
         // SAFETY: `addr - WORD` lies inside the region (checked above) and is word-aligned.
@@ -130,7 +133,7 @@ impl HeapState {
         if size < tlsf::MIN_BLOCK || addr - WORD + size > region.sentinel.as_ptr() as usize {
             return Err("has a corrupt header");
         }
-        Ok(())
+        Ok(p)
     }
 
     pub(crate) fn memalign(&mut self, align: usize, size: usize) -> Option<NonNull<u8>> {
@@ -352,10 +355,13 @@ impl<'a> Heap<'a> {
     pub unsafe fn realloc(&self, p: Option<NonNull<u8>>, size: usize) -> Option<NonNull<u8>> {
         let Some(p) = p else { return self.malloc(size) };
         let mut st = self.shared.state.lock();
-        if let Err(why) = st.validate(p) {
-            log::error!(target: &self.shared.name, "realloc: pointer {:p} {why}; ignored", p.as_ptr());
-            return None;
-        }
+        let p = match st.validate(p) {
+            Ok(p) => p,
+            Err(why) => {
+                log::error!(target: &self.shared.name, "realloc: pointer {:p} {why}; ignored", p.as_ptr());
+                return None;
+            }
+        };
         // SAFETY: validated as live (and the caller guarantees it).
         unsafe { st.realloc(p, size) }
     }
@@ -366,10 +372,13 @@ impl<'a> Heap<'a> {
     /// - `p` was returned by this heap and not freed since.
     pub unsafe fn malloc_size(&self, p: NonNull<u8>) -> usize {
         let st = self.shared.state.lock();
-        if let Err(why) = st.validate(p) {
-            log::error!(target: &self.shared.name, "malloc_size: pointer {:p} {why}", p.as_ptr());
-            return 0;
-        }
+        let p = match st.validate(p) {
+            Ok(p) => p,
+            Err(why) => {
+                log::error!(target: &self.shared.name, "malloc_size: pointer {:p} {why}", p.as_ptr());
+                return 0;
+            }
+        };
         // SAFETY: validated live.
         unsafe { Tlsf::usable_size(p) }
     }
@@ -384,11 +393,14 @@ impl<'a> Heap<'a> {
     pub unsafe fn free(&self, p: Option<NonNull<u8>>) {
         let Some(p) = p else { return };
         let mut st = self.shared.state.lock();
-        if let Err(why) = st.validate(p) {
-            drop(st);
-            log::error!(target: &self.shared.name, "free: pointer {:p} {why}; ignored", p.as_ptr());
-            return;
-        }
+        let p = match st.validate(p) {
+            Ok(p) => p,
+            Err(why) => {
+                drop(st);
+                log::error!(target: &self.shared.name, "free: pointer {:p} {why}; ignored", p.as_ptr());
+                return;
+            }
+        };
         // SAFETY: validated live.
         unsafe { st.tlsf.free(p) };
     }

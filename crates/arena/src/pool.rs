@@ -511,8 +511,8 @@ impl<S: Source, H: Handler> Pool<S, H> {
         if q % GRAN != 0 || q - WORD < lo {
             self.handler.panic(name, format_args!("{what}: pointer {ua:#x} is not a block of this pool"));
         }
-        // SAFETY: the offset is within the region (q - W >= lo, q <= u).
-        let qp = unsafe { u.as_ptr().sub(ua - q) };
+        // Derived from the region's pointer: the user's pointer may only cover its payload.
+        let qp = region.start.as_ptr().with_addr(q);
         // SAFETY: `qp` is non-null (inside the region).
         let q_nn = unsafe { NonNull::new_unchecked(qp) };
         // SAFETY: `q - W` is an aligned word inside the region.

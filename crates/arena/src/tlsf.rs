@@ -575,6 +575,16 @@ impl Tlsf {
         })
     }
 
+    /// `p` re-derived from the pointer of the region that contains it (the region's
+    /// provenance, not the caller's: a user pointer may only cover its payload), or `None`
+    /// when no region contains it. O(regions).
+    pub fn rederive(&self, p: NonNull<u8>) -> Option<NonNull<u8>> {
+        let addr = p.as_ptr() as usize;
+        let r = self.region_of(addr.wrapping_sub(WORD))?;
+        // SAFETY: the address lies inside the region, so it is non-null.
+        Some(unsafe { NonNull::new_unchecked(r.start.as_ptr().with_addr(addr)) })
+    }
+
     /// If `region` holds nothing but one free block, removes it from the allocator and returns
     /// its `(start, len from start to the end of the sentinel, tag)`; otherwise `None`.
     ///
