@@ -617,7 +617,7 @@ mod tests {
             let iob = iob_alloc(false);
             assert_eq!(iob_copyin(iob, data.as_ptr(), 200, 0, false), -libc::ENOMEM);
             assert_eq!((*iob).io_pktlen, 4 * 32);
-            assert_eq!(*(*iob).io_data.as_ptr().add(5), 5);
+            assert_eq!(core::ptr::addr_of!((*iob).io_data).cast::<u8>().add(5).read(), 5);
             let mut out = [0u8; 10];
             assert_eq!(iob_copyout(out.as_mut_ptr(), iob, 10, 40), 10);
             assert_eq!(out[..], data[40..50]);
