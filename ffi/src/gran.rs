@@ -121,11 +121,13 @@ pub unsafe extern "C" fn gran_initialize(
         log::error!(target: "gran", "gran_initialize: NULL region");
         return core::ptr::null_mut();
     };
+    // One registry name per region, so that several pools do not collide in the registry.
+    let name = format!("gran.{:#x}", base.addr());
     // SAFETY: the range is the pool's until `gran_release` (caller's contract).
     let made = crate::fatal::guard(
         "gran_initialize",
-        || "gran".into(),
-        || unsafe { GranPool::from_raw_parts("gran", base, heapsize, log2gran, log2align) },
+        || name.clone(),
+        || unsafe { GranPool::from_raw_parts(&name, base, heapsize, log2gran, log2align) },
     );
     match made {
         Ok(pool) => Box::into_raw(Box::new(Gran { magic: MAGIC, pool: SyncGranPool::new(pool) })).cast(),
