@@ -225,9 +225,11 @@ void *poolalloc(struct Pool *p, unsigned long size);
  * Allocates `size` bytes such that, when `align` is non-zero, the returned pointer ≡ `offset`
  * (mod `align`) (`align` need not be a power of two; a negative `offset` counts back from
  * `align`), and, when `span` is non-zero, the `size` bytes do not cross a multiple of `span`.
+ * `align` 0 asks for no alignment (`offset` is then ignored): with `span` 0 too, this is
+ * `poolalloc`.
  *
- * Returns NULL when `align` is 0 (no alignment was asked for: use `poolalloc`), when `span`
- * is non-zero and smaller than `size`, when no memory can be had, and for a NULL pool.
+ * Returns NULL when `span` is non-zero and smaller than `size`, when no memory can be had,
+ * and for a NULL pool.
  * Aligned blocks are never moved by `poolcompact`. Complexity: O(1) in the allocator (one
  * search for `size + align + span` bytes), plus growth as for `poolalloc`. Thread-safe
  * through `lock`/`unlock`.

@@ -389,9 +389,11 @@ pub unsafe extern "C" fn poolalloc(p: *mut Pool, size: c_ulong) -> *mut c_void {
 /// Allocates `size` bytes such that, when `align` is non-zero, the returned pointer ≡ `offset`
 /// (mod `align`) (`align` need not be a power of two; a negative `offset` counts back from
 /// `align`), and, when `span` is non-zero, the `size` bytes do not cross a multiple of `span`.
+/// `align` 0 asks for no alignment (`offset` is then ignored): with `span` 0 too, this is
+/// `poolalloc`.
 ///
-/// Returns NULL when `align` is 0 (no alignment was asked for: use `poolalloc`), when `span`
-/// is non-zero and smaller than `size`, when no memory can be had, and for a NULL pool.
+/// Returns NULL when `span` is non-zero and smaller than `size`, when no memory can be had,
+/// and for a NULL pool.
 /// Aligned blocks are never moved by `poolcompact`. Complexity: O(1) in the allocator (one
 /// search for `size + align + span` bytes), plus growth as for `poolalloc`. Thread-safe
 /// through `lock`/`unlock`.
@@ -407,10 +409,6 @@ pub unsafe extern "C" fn poolallocalign(
     offset: c_long,
     span: c_ulong,
 ) -> *mut c_void {
-    if align == 0 {
-        log::debug!("poolallocalign: align 0 refused");
-        return core::ptr::null_mut();
-    }
     // SAFETY: forwarded contract.
     unsafe {
         with_pool(p, "poolallocalign", core::ptr::null_mut(), |s| {
@@ -657,7 +655,12 @@ mod tests {
             assert_eq!(poolcompact(p), 0);
             let a = poolallocalign(p, 64, 64, 16, 0);
             assert_eq!(a as usize % 64, 16);
-            assert!(poolallocalign(p, 64, 0, 0, 0).is_null());
+            let unaligned = poolallocalign(p, 64, 0, 0, 0);
+            assert!(!unaligned.is_null(), "align 0 asks for no alignment");
+            let spanned = poolallocalign(p, 64, 0, 0, 128);
+            assert_eq!(spanned as usize / 128, (spanned as usize + 63) / 128, "within one span");
+            poolfree(p, unaligned);
+            poolfree(p, spanned);
             assert!(poolallocalign(p, 300, 16, 0, 256).is_null());
             let r = poolrealloc(p, core::ptr::null_mut(), 10);
             assert!(!r.is_null());

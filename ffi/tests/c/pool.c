@@ -222,8 +222,14 @@ static void allocalign(void)
     memset(c, 3, 10);
     memset(d, 4, 100);
     memset(e, 5, 4096);
-    /* Bad input: align 0, span smaller than the size. */
-    CHECK(poolallocalign(&mainmem, 100, 0, 0, 0) == NULL);
+    /* align 0 asks for no alignment (offset ignored); with a span the block stays inside one. */
+    void *f = poolallocalign(&mainmem, 100, 0, 7, 0);
+    void *g = poolallocalign(&mainmem, 100, 0, 0, 128);
+    CHECK(f != NULL && g != NULL);
+    CHECK((uintptr_t)g / 128 == ((uintptr_t)g + 99) / 128);
+    poolfree(&mainmem, f);
+    poolfree(&mainmem, g);
+    /* Bad input: a span smaller than the size. */
     CHECK(poolallocalign(&mainmem, 300, 16, 0, 256) == NULL);
     poolcheck(&mainmem);
     poolfree(&mainmem, a);
