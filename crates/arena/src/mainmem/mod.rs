@@ -26,9 +26,11 @@
 //! use mempools_arena::mainmem;
 //!
 //! let p = mainmem::malloc(100).unwrap();
-//! assert!(mainmem::usable_size(p) >= 100);
-//! // SAFETY: `p` came from `mainmem::malloc` and is freed once.
-//! unsafe { mainmem::free(p) };
+//! // SAFETY: `p` is a live block of `mainmem`; it is freed once, after its last use.
+//! unsafe {
+//!     assert!(mainmem::usable_size(p) >= 100);
+//!     mainmem::free(p);
+//! }
 //! ```
 //!
 //! # Block layout
