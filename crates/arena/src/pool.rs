@@ -501,8 +501,11 @@ impl<S: Source, H: Handler> Pool<S, H> {
         };
         let lo = region.start.as_ptr() as usize + 3 * WORD;
         let hi = region.sentinel.as_ptr() as usize;
-        // SAFETY: `u - W` lies inside the region (checked), so the word is readable.
-        let w = unsafe { u.as_ptr().sub(WORD).cast::<usize>().read_unaligned() };
+        // Read through the region's pointer: the caller's may only cover its payload.
+        let below = region.start.as_ptr().with_addr(ua - WORD);
+        // SAFETY: `u - W` lies inside the region (checked), whose bytes were all written when
+        // the arena was added, so the word is readable and initialised.
+        let w = unsafe { below.cast::<usize>().read_unaligned() };
         let q = if w & (GRAN - 1) == MARKER && w >> 4 >= WORD && w >> 4 < GRAN + WORD {
             ua - (w >> 4)
         } else {
@@ -600,10 +603,12 @@ impl<S: Source, H: Handler> Pool<S, H> {
             self.debug(format_args!("source refused an arena of {len} bytes"));
             return false;
         };
-        if self.cfg.flags.contains(Flags::ANTAGONISM) {
-            // SAFETY: the source gave us `len` writable bytes.
-            unsafe { fill::fill_raw(ptr.as_ptr(), len, fill::FRESH) };
-        }
+        // Every arena byte is written once here: the pointer checks of free and realloc read
+        // the word below a pointer the caller hands in, and for an interior pointer that word
+        // may be payload no one wrote. One fill per arena keeps those reads defined.
+        let pattern = if self.cfg.flags.contains(Flags::ANTAGONISM) { fill::FRESH } else { 0 };
+        // SAFETY: the source gave us `len` writable bytes.
+        unsafe { fill::fill_raw(ptr.as_ptr(), len, pattern) };
         let addr = ptr.as_ptr() as usize;
         if let Some((region, top, top_end)) = self.last {
             if addr >= top_end && self.source.merge(top, ptr) {

@@ -169,7 +169,11 @@ fn bytes(v: &mut [u128]) -> &mut [u8] {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+    // Under Miri, no failure file: its isolation forbids the file system.
+    #![proptest_config(ProptestConfig {
+        failure_persistence: if cfg!(miri) { None } else { ProptestConfig::default().failure_persistence },
+        ..ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 })
+    })]
 
     #[test]
     fn heap_matches_its_shadow_model(ops in prop::collection::vec(op(), 1..if cfg!(miri) { 40 } else { 300 }), two in any::<bool>()) {

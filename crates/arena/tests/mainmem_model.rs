@@ -140,7 +140,11 @@ fn run(ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 64 }))]
+    // Under Miri, no failure file: its isolation forbids the file system.
+    #![proptest_config(ProptestConfig {
+        failure_persistence: if cfg!(miri) { None } else { ProptestConfig::default().failure_persistence },
+        ..ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 64 })
+    })]
 
     #[test]
     fn mainmem_matches_its_shadow_model(ops in prop::collection::vec(op(), 1..if cfg!(miri) { 40 } else { 300 })) {

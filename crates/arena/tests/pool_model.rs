@@ -157,7 +157,11 @@ fn run<S: Source>(source: S, ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 3 } else { 128 }))]
+    // Under Miri, no failure file: its isolation forbids the file system.
+    #![proptest_config(ProptestConfig {
+        failure_persistence: if cfg!(miri) { None } else { ProptestConfig::default().failure_persistence },
+        ..ProptestConfig::with_cases(if cfg!(miri) { 3 } else { 128 })
+    })]
 
     #[test]
     fn pool_over_system_source_matches_model(ops in prop::collection::vec(op(), 1..if cfg!(miri) { 30 } else { 200 })) {
