@@ -47,6 +47,11 @@ unsafe impl std::alloc::GlobalAlloc for Bootstrapped {
 }
 
 fn main() {
+    // Not under Miri: a Rust-written global allocator writes its free-list links into a block that a Box being dropped still holds as a protected argument; Miri's borrow models flag that write, which no allocator outside the interpreted program would make visible. The allocator itself is checked under Miri by the model tests over a caller's region (`tests/heap_api.rs`, `tests/heap_model.rs`).
+    if cfg!(miri) {
+        eprintln!("global_alloc: skipped under Miri (Box argument protectors, see the comment in main)");
+        return;
+    }
     let base = HEAP.heap().mallinfo();
     let mut strings: Vec<String> =
         (0..if cfg!(miri) { 200 } else { 20_000 }).map(|i| format!("value {i}")).collect();
