@@ -1,5 +1,8 @@
 //! Heap efficiency: fill a 16 MiB region with random sizes, freeing some, until the first
 //! failure; the share of the region in live use (requested bytes), averaged over seeds.
+//!
+//! Prints the shares and writes them for `cargo xtask bench-report` as
+//! `bench-extra/arena_efficiency_*.json` (percent, higher is better).
 
 mod arena_common;
 
@@ -8,7 +11,14 @@ use std::ptr::NonNull;
 use arena_common::{Arena, XorShift};
 
 const LEN: usize = 16 << 20;
-const SEEDS: u64 = 8;
+/// Seeds averaged over (fewer in quick mode).
+fn seeds() -> u64 {
+    if mempools_benches::quick() {
+        2
+    } else {
+        8
+    }
+}
 
 fn fill(a: &mut dyn Arena, seed: u64, lo: usize, hi: usize) -> f64 {
     let mut r = XorShift(0x853c_49e6_748f_ea9b ^ (seed + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
@@ -90,7 +100,9 @@ fn main() {
         return;
     }
     for (lo, hi) in [(8usize, 30_000usize), (8, 200)] {
-        println!("heap efficiency at first failure, 16 MiB, sizes {lo}..{hi}, {SEEDS} seeds:");
+        let seeds = seeds();
+        println!("heap efficiency at first failure, 16 MiB, sizes {lo}..{hi}, {seeds} seeds:");
+        let mut rows = Vec::new();
         let makers: Vec<(&str, Box<dyn Fn() -> Box<dyn Arena>>)> = vec![
             ("mempools-tlsf", Box::new(|| Box::new(arena_common::OursTlsf::new(LEN)))),
             ("rlsf", Box::new(|| Box::new(arena_common::Rlsf::new(LEN)))),
@@ -108,11 +120,18 @@ fn main() {
         ];
         for (name, make) in makers {
             let mut total = 0.0;
-            for seed in 0..SEEDS {
+            for seed in 0..seeds {
                 let mut a = make();
                 total += fill(a.as_mut(), seed, lo, hi);
             }
-            println!("  {:<24} {:>6.2}%", name, 100.0 * total / SEEDS as f64);
+            let share = 100.0 * total / seeds as f64;
+            println!("  {:<24} {:>6.2}%", name, share);
+            rows.push((name.to_string(), share));
+        }
+        let workload = format!("heap efficiency at first failure, 16 MiB, sizes {lo}..{hi}, {seeds} seeds");
+        let file = format!("arena_efficiency_{lo}_{hi}");
+        if let Err(e) = mempools_benches::write_extra(&file, &workload, "%", true, &rows) {
+            eprintln!("cannot write {file}.json: {e}");
         }
     }
 }

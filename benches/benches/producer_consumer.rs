@@ -6,7 +6,8 @@
 //! Target (DESIGN.md "Performance"): at least mimalloc's objects/s.
 //!
 //! The clock starts once both threads are running and stops when the consumer has freed the
-//! last object, so thread start-up is not measured.
+//! last object, so thread start-up is not measured. Samples are flat (each the same number of
+//! objects) so that none is too short to keep both threads busy.
 //!
 //! `cargo bench -p mempools-benches --bench producer_consumer -- --warm-up-time 1 --measurement-time 2`
 
@@ -17,7 +18,7 @@ use std::sync::mpsc::sync_channel;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 
 const SIZE: usize = 64;
 /// Objects in flight at most (the channel's bound).
@@ -179,6 +180,9 @@ fn one<C: Contender>(g: &mut criterion::BenchmarkGroup<'_, criterion::measuremen
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("producer-consumer 64 B, 2 threads");
     g.throughput(Throughput::Elements(1));
+    // Every sample the same, long run of objects (flat sampling): short runs are dominated by
+    // the two threads finding each other, and the report takes the median of the samples.
+    g.sampling_mode(SamplingMode::Flat).sample_size(20);
 
     let sync = mempools_block::SyncPool::new("bench.pc.sync", SIZE).unwrap();
     sync.expand(BLOCKS);

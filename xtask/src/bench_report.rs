@@ -66,16 +66,21 @@ impl Workload {
         let named = target_of(&self.name).and_then(|t| t.reference);
         named
             .and_then(|n| self.rows.iter().find(|r| r.contender.starts_with(n)))
-            .or_else(|| self.rows.iter().find(|r| is_ours(&r.contender)))
+            .or_else(|| self.rows.iter().find(|r| is_ours_in(&self.name, &r.contender)))
     }
 }
 
 /// Names of our contenders that predate the `mempools` prefix convention (prefixes).
 const OURS_ALSO: &[&str] =
-    &["mainmem", "PoolRc ", "PoolBox ", "RawPool ", "SyncPool ", "LocalPool ", "chain of ", "granules ("];
+    &["mainmem", "PoolRc ", "PoolBox ", "RawPool ", "SyncPool ", "LocalPool ", "chain of "];
 
 fn is_ours(contender: &str) -> bool {
     contender.starts_with("mempools") || OURS_ALSO.iter().any(|p| contender.starts_with(p))
+}
+
+/// Whether `contender` is ours in `workload`.
+fn is_ours_in(workload: &str, contender: &str) -> bool {
+    is_ours(contender) || target_of(workload).is_some_and(|t| t.all_ours)
 }
 
 /// Outcome of a target check.
@@ -94,6 +99,8 @@ struct Target {
     reference: Option<&'static str>,
     check: fn(&Workload) -> Verdict,
     caveat: &'static str,
+    /// Every contender is ours (a workload that compares our allocator with itself).
+    all_ours: bool,
 }
 
 fn target_of(workload: &str) -> Option<&'static Target> {
@@ -224,7 +231,13 @@ fn check_iob(w: &Workload) -> Verdict {
 const PAIR_CAVEAT: &str = "Each contender's own API: `PoolBox`, sharded-slab, slab and heapless take the \
     object's value and write it on allocation, lockfree-object-pool and object-pool hand back an \
     existing object, the others return untouched memory. The bare free list is reached through \
-    `black_box` each call, so its head lives in memory as any shared list's does.";
+    `black_box` each call, so its head lives in memory as any shared list's does. `SyncPool` is one \
+    lock-free stack shared by every thread: each alloc and each \
+    release loads and compare-and-swaps its 128-bit head (portable-atomic `AtomicU128`, \
+    `lock cmpxchg16b`), where mimalloc serves a thread-local heap without atomic read-modify-writes; \
+    reaching mimalloc uncontended needs per-thread caches (magazines) in front of the stack, which \
+    the block crate does not have yet. The refcounted pools of mempools-rc take their pool's lock \
+    on each alloc and each release (their own store, not `SyncPool`).";
 
 /// DESIGN.md "Performance", workload by workload (first match wins: longer names first).
 const TARGETS: &[Target] = &[
@@ -234,6 +247,7 @@ const TARGETS: &[Target] = &[
                faster than mimalloc (DESIGN.md states it for 64 B)",
         reference: None,
         check: check_pair,
+        all_ours: false,
         caveat: PAIR_CAVEAT,
     },
     Target {
@@ -242,6 +256,7 @@ const TARGETS: &[Target] = &[
                faster than mimalloc",
         reference: None,
         check: check_pair,
+        all_ours: false,
         caveat: "The block crate's own pair benchmark; \"head in a register\" lets the compiler keep \
                  the list's head in a register, a floor no shared structure reaches.",
     },
@@ -250,6 +265,7 @@ const TARGETS: &[Target] = &[
         text: "within 1.5x of the bare free list",
         reference: None,
         check: check_batch,
+        all_ours: false,
         caveat: PAIR_CAVEAT,
     },
     Target {
@@ -257,6 +273,7 @@ const TARGETS: &[Target] = &[
         text: "at least mimalloc's objects/s",
         reference: None,
         check: check_producer_consumer,
+        all_ours: false,
         caveat: "A bounded `sync_channel` of 1024 objects; the clock runs from both threads ready to \
                  the last free. \"channel alone\" sends integers: the ceiling any allocator is under.",
     },
@@ -265,6 +282,7 @@ const TARGETS: &[Target] = &[
         text: "the process malloc: at least mimalloc's objects/s",
         reference: None,
         check: check_malloc_producer_consumer,
+        all_ours: false,
         caveat: "Thread start-up is inside the measured time (spawned per sample).",
     },
     Target {
@@ -273,6 +291,7 @@ const TARGETS: &[Target] = &[
                faster than Arc on the system allocator",
         reference: Some("RawPool "),
         check: check_rc,
+        all_ours: false,
         caveat: "`SyncPool alloc+release` is the block pair underneath; `PoolBox` has no atomic count.",
     },
     Target {
@@ -280,6 +299,7 @@ const TARGETS: &[Target] = &[
         text: "faster than talc and rlsf",
         reference: Some("mempools-tlsf"),
         check: check_arena_random,
+        all_ours: false,
         caveat: "The same seeded program for everyone, about 300 live blocks; the harness itself \
                  costs about 10 ns per action.",
     },
@@ -288,6 +308,7 @@ const TARGETS: &[Target] = &[
         text: "p99.99 at or below rlsf's; no scans",
         reference: Some("mempools-tlsf"),
         check: check_latency_tail,
+        all_ours: false,
         caveat: "Each call timed with `Instant` (its own 20-30 ns included); one run, so the tail \
                  carries the machine's noise (interrupts, other processes).",
     },
@@ -296,21 +317,32 @@ const TARGETS: &[Target] = &[
         text: "at least 98.5 % of the region in live use at the first failure",
         reference: Some("mempools-tlsf"),
         check: check_efficiency,
+        all_ours: false,
         caveat: "Requested bytes over the region's size, averaged over seeds.",
     },
     Target {
-        workload: "granule",
+        workload: "granule alloc+free pair",
         text: "flat as the region grows 1000x (1 MiB to 1 GiB)",
         reference: None,
         check: check_granule,
-        caveat: "Ratios here compare with the first row; the target compares each series across \
-                 region sizes (flat: slowest within 1.3x of fastest).",
+        all_ours: true,
+        caveat: "Ratios here compare with the first row (1 granule, 1 MiB region); the target compares \
+                 each granule count across region sizes (flat: slowest within 1.3x of fastest).",
+    },
+    Target {
+        workload: "granule churn",
+        text: "flat as the region grows 1000x (1 MiB to 1 GiB)",
+        reference: Some("1MiB"),
+        check: check_granule,
+        all_ours: true,
+        caveat: "Ratios compare each region size with the 1 MiB region.",
     },
     Target {
         workload: "iob copy_in+copy_out",
         text: "at least 80 % of memcpy",
-        reference: None,
+        reference: Some("chain of 2048"),
         check: check_iob,
+        all_ours: false,
         caveat: "Copy in and copy out of 64 KiB, against two memcpys of the same bytes.",
     },
 ];
@@ -515,7 +547,7 @@ fn render(workloads: &[Workload], command: &str) -> String {
         for row in rows {
             let ratio = ratio(workload, reference, row).map_or_else(|| "–".into(), |r| format!("{r:.2}"));
             let is_reference = reference.is_some_and(|r| std::ptr::eq(r, row));
-            let name = if is_reference || is_ours(&row.contender) {
+            let name = if is_reference || is_ours_in(&workload.name, &row.contender) {
                 format!("**{}**", row.contender)
             } else {
                 row.contender.clone()
@@ -575,7 +607,7 @@ fn to_json(workloads: &[Workload], command: &str) -> Value {
                 "rows": w.rows.iter().map(|r| json!({
                     "contender": r.contender,
                     "value": r.value,
-                    "ours": is_ours(&r.contender),
+                    "ours": is_ours_in(&w.name, &r.contender),
                     "ratio": ratio(w, reference, r),
                 })).collect::<Vec<_>>(),
             })
@@ -594,21 +626,26 @@ pub fn bench_report(args: &[String]) -> Result<(), String> {
     let no_run = args.iter().any(|a| a == "--no-run");
     // Full mode: about 130 criterion benchmarks at ~4 s each plus the latency and efficiency
     // binaries, so a full run takes 10-15 minutes on 2 cores once built; quick mode about 3.
+    // Criterion's analysis (bootstrap resamples) costs as much as the measurement on 2 busy
+    // cores: fewer resamples keep a full run of ~130 benchmarks within 10-15 minutes.
     let timing: &[&str] = if quick {
-        &["--warm-up-time", "0.3", "--measurement-time", "0.8", "--noplot"]
+        &["--warm-up-time", "0.2", "--measurement-time", "0.5", "--nresamples", "1000", "--noplot"]
     } else {
-        &["--warm-up-time", "1", "--measurement-time", "3", "--noplot"]
+        &["--warm-up-time", "0.5", "--measurement-time", "2", "--nresamples", "10000", "--noplot"]
     };
+    // Set by hand in full mode, it shortens the latency and efficiency binaries' own loops.
+    let short_loops = quick || std::env::var_os("MEMPOOLS_BENCH_QUICK").is_some();
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
     let target_env =
         std::env::var("CARGO_TARGET_DIR").map(|t| format!("CARGO_TARGET_DIR={t} ")).unwrap_or_default();
-    let command = format!("{target_env}cargo bench -p mempools-benches -- {}", timing.join(" "));
+    let quick_env = if short_loops { "MEMPOOLS_BENCH_QUICK=1 " } else { "" };
+    let command = format!("{target_env}{quick_env}cargo bench -p mempools-benches -- {}", timing.join(" "));
     if !no_run {
         let _ = std::fs::remove_dir_all(target.join("criterion"));
         let _ = std::fs::remove_dir_all(target.join("bench-extra"));
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.current_dir(root()).args(["bench", "-p", "mempools-benches", "--"]).args(timing);
-        if quick {
+        if short_loops {
             cmd.env("MEMPOOLS_BENCH_QUICK", "1");
         }
         crate::run(&mut cmd)?;
@@ -623,9 +660,9 @@ pub fn bench_report(args: &[String]) -> Result<(), String> {
         ));
     }
     let command = if quick {
-        format!("{target_env}cargo xtask bench-report --quick  # runs MEMPOOLS_BENCH_QUICK=1 {command}")
+        format!("{target_env}cargo xtask bench-report --quick  # runs {command}")
     } else {
-        format!("{target_env}cargo xtask bench-report  # runs {command}")
+        format!("{target_env}{quick_env}cargo xtask bench-report  # runs {command}")
     };
     let readme = root().join("benches/README.md");
     std::fs::write(&readme, render(&workloads, &command)).map_err(|e| e.to_string())?;
