@@ -94,6 +94,9 @@ fn package_args(crates: &[&str]) -> Vec<String> {
 fn tests() -> Result<(), String> {
     // Benchmarks are left out (clippy builds them): in test mode a `harness = false` bench
     // would run its whole measurement.
+    // The LD_PRELOAD library is a cdylib only, which `cargo test` does not build for its
+    // integration tests: build it first, where they look for it.
+    run(cargo().args(["build", "-p", "mempools-malloc", "--lib"]))?;
     run(cargo().args(["test", "--workspace", "--lib", "--bins", "--tests", "--examples"]))?;
     run(cargo().args(["test", "--workspace", "--doc"]))
 }

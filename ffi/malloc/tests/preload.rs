@@ -24,7 +24,11 @@ fn library() -> &'static Path {
                 return p;
             }
         }
-        panic!("libmempools_malloc.so not found next to {}", exe.display());
+        panic!(
+            "libmempools_malloc.so not found next to {}: build it first with \
+             `cargo build -p mempools-malloc` (cargo xtask test does)",
+            exe.display()
+        );
     })
 }
 
