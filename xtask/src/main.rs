@@ -184,7 +184,8 @@ fn main() -> ExitCode {
             stages.run("tests", tests)?;
             stages.run("no_std builds", no_std)?;
             stages.run("loom models", loom)?;
-            stages.run("miri", miri)
+            stages.run("miri", miri)?;
+            stages.run("fuzz smoke", || fuzz::fuzz_smoke(&["--seconds".to_string(), "10".to_string()]))
         })(),
         "miri" => stages.run("miri", miri),
         "loom" => stages.run("loom models", loom),
