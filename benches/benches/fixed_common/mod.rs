@@ -145,7 +145,7 @@ impl<const W: usize> Contender for RcBox<W> {
     }
     #[inline]
     fn alloc(&self) -> Self::Handle<'_> {
-        self.0.try_alloc([0; W]).ok().expect("pool sized for the workload")
+        self.0.try_alloc([0; W]).unwrap_or_else(|_| panic!("pool sized for the workload"))
     }
     #[inline]
     fn free(&self, h: Self::Handle<'_>) {
