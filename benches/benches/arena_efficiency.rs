@@ -12,6 +12,9 @@ use arena_common::{Arena, XorShift};
 
 const LEN: usize = 16 << 20;
 /// Seeds averaged over (fewer in quick mode).
+/// Builds a fresh contender over its own 16 MiB region.
+type MakeArena = Box<dyn Fn() -> Box<dyn Arena>>;
+
 fn seeds() -> u64 {
     if mempools_benches::quick() {
         2
@@ -103,7 +106,7 @@ fn main() {
         let seeds = seeds();
         println!("heap efficiency at first failure, 16 MiB, sizes {lo}..{hi}, {seeds} seeds:");
         let mut rows = Vec::new();
-        let makers: Vec<(&str, Box<dyn Fn() -> Box<dyn Arena>>)> = vec![
+        let makers: Vec<(&str, MakeArena)> = vec![
             ("mempools-tlsf", Box::new(|| Box::new(arena_common::OursTlsf::new(LEN)))),
             ("rlsf", Box::new(|| Box::new(arena_common::Rlsf::new(LEN)))),
             ("talc", Box::new(|| Box::new(arena_common::Talc::new(LEN)))),
