@@ -11,10 +11,10 @@ use std::ptr::NonNull;
 use arena_common::{Arena, XorShift};
 
 const LEN: usize = 16 << 20;
-/// Seeds averaged over (fewer in quick mode).
 /// Builds a fresh contender over its own 16 MiB region.
 type MakeArena = Box<dyn Fn() -> Box<dyn Arena>>;
 
+/// Seeds averaged over (fewer in quick mode).
 fn seeds() -> u64 {
     if mempools_benches::quick() {
         2
