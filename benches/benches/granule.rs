@@ -41,8 +41,8 @@ fn bench(c: &mut Criterion) {
     for (size, label) in SIZES {
         let region = Untouched::new(size);
         // SAFETY: the block is ours and lives until after the pool.
-        let mut pool =
-            unsafe { GranPool::from_raw_parts("bench.gran", region.0, size, LOG2GRAN, LOG2GRAN) }.unwrap();
+        let made = unsafe { GranPool::from_raw_parts("bench.gran", region.0, size, LOG2GRAN, LOG2GRAN) };
+        let mut pool = made.unwrap();
         for granules in [1usize, 8, 64] {
             let bytes = granules << LOG2GRAN;
             pair.bench_with_input(
@@ -66,8 +66,8 @@ fn bench(c: &mut Criterion) {
     for (size, label) in SIZES {
         let region = Untouched::new(size);
         // SAFETY: as above.
-        let mut pool =
-            unsafe { GranPool::from_raw_parts("bench.gran", region.0, size, LOG2GRAN, LOG2GRAN) }.unwrap();
+        let made = unsafe { GranPool::from_raw_parts("bench.gran", region.0, size, LOG2GRAN, LOG2GRAN) };
+        let mut pool = made.unwrap();
         let mut live: Vec<(NonNull<u8>, usize)> = Vec::with_capacity(64);
         let mut rng = 0x2545_f491_4f6c_dd1du64;
         let mut next = move || {

@@ -123,10 +123,10 @@ pub unsafe extern "C" fn gran_initialize(
     };
     // One registry name per region, so that several pools do not collide in the registry.
     let name = format!("gran.{:#x}", base.addr());
-    // SAFETY: the range is the pool's until `gran_release` (caller's contract).
     let made = crate::fatal::guard(
         "gran_initialize",
         || name.clone(),
+        // SAFETY: the range is the pool's until `gran_release` (caller's contract).
         || unsafe { GranPool::from_raw_parts(&name, base, heapsize, log2gran, log2align) },
     );
     match made {
@@ -283,10 +283,10 @@ pub unsafe extern "C" fn mm_pginitialize(heap_start: *mut c_void, heap_size: siz
         log::error!(target: "pages", "mm_pginitialize: the page pool exists already; ignored");
         return;
     }
-    // SAFETY: the range is the page pool's for the rest of the process (caller's contract).
     let made = crate::fatal::guard(
         "mm_pginitialize",
         || "pages".into(),
+        // SAFETY: the range is the page pool's for the rest of the process (caller's contract).
         || unsafe { PageAllocator::from_raw_parts("pages", base, heap_size, DEFAULT_LOG2_PAGE) },
     );
     match made {

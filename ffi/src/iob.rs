@@ -479,9 +479,9 @@ pub unsafe extern "C" fn iob_pack(iob: *mut iob_s) -> *mut iob_s {
 /// - `iob` is NULL or the head of a chain the caller owns ([`iob_s`]'s invariants).
 #[no_mangle]
 pub unsafe extern "C" fn iob_update_pktlen(iob: *mut iob_s, pktlen: c_uint) {
+    let set = |c: &mut Chain| c.update_pktlen(pktlen as usize);
     // SAFETY: forwarded contract.
-    let (result, _) =
-        unsafe { with_chain("iob_update_pktlen", iob, Ok(()), |c| c.update_pktlen(pktlen as usize)) };
+    let (result, _) = unsafe { with_chain("iob_update_pktlen", iob, Ok(()), set) };
     if let Err(e) = result {
         log::error!(target: "iob", "iob_update_pktlen: {e}; nothing changed");
     }

@@ -293,10 +293,10 @@ unsafe fn object_arg<'a>(function: &str, obj: *mut c_void) -> (NonNull<u8>, &'a 
     if obj.as_ptr().addr() % MIN_ALIGN != 0 {
         fatal(function, "(none)", &format!("{obj:p} is not an object of any pool (misaligned)"));
     }
+    let slot = obj.as_ptr().wrapping_sub(BLOCK_OVERHEAD).cast::<AtomicPtr<PoolInner>>();
     // SAFETY: the header slot (pool pointer, then count) is readable by the caller's
     // guarantee and aligned for a pointer (objects are MIN_ALIGN-aligned, as is the header).
-    let named =
-        unsafe { (*obj.as_ptr().sub(BLOCK_OVERHEAD).cast::<AtomicPtr<PoolInner>>()).load(Ordering::Acquire) };
+    let named = unsafe { (*slot).load(Ordering::Acquire) };
     let Some(PoolPtr(pool)) = lookup(named.addr()) else {
         fatal(
             function,

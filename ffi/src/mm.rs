@@ -119,10 +119,10 @@ pub unsafe extern "C" fn mm_initialize(
         log::error!(target: &name, "mm_initialize: NULL region");
         return core::ptr::null_mut();
     };
-    // SAFETY: the region is the heap's until `mm_uninitialize` (caller's contract).
     let made = crate::fatal::guard(
         "mm_initialize",
         || name.clone(),
+        // SAFETY: the region is the heap's until `mm_uninitialize` (caller's contract).
         || unsafe { Heap::from_raw(&name, start, heap_size) },
     );
     match made {
