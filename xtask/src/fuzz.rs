@@ -38,7 +38,7 @@ fn parse(args: &[String]) -> Result<(u64, Vec<String>), String> {
 }
 
 fn cargo_fuzz_installed() -> bool {
-    Command::new("cargo").args(["fuzz", "--version"]).output().map(|o| o.status.success()).unwrap_or(false)
+    crate::nightly_cargo().args(["fuzz", "--version"]).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
 /// The repository root (the parent of `xtask/`).
@@ -46,14 +46,10 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repository").to_path_buf()
 }
 
-/// `cargo +nightly fuzz` in the repository root, with the environment of the outer cargo
-/// removed (it would point the nightly build at the stable toolchain).
+/// `cargo fuzz` on the nightly toolchain, in the repository root.
 fn cargo_fuzz() -> Command {
-    let mut cmd = Command::new("cargo");
-    cmd.current_dir(root()).args(["+nightly", "fuzz"]);
-    for var in ["RUSTC", "RUSTDOC", "CARGO", "RUSTUP_TOOLCHAIN", "CARGO_TARGET_DIR", "RUSTFLAGS"] {
-        cmd.env_remove(var);
-    }
+    let mut cmd = crate::nightly_cargo();
+    cmd.current_dir(root()).arg("fuzz");
     cmd
 }
 

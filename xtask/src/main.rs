@@ -73,6 +73,18 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// Nightly cargo through rustup (`rustup run nightly cargo`), with the environment of the outer
+/// cargo removed: `$CARGO`, `RUSTC` and friends point at the stable toolchain, and the `+nightly`
+/// shorthand only works through the rustup proxy, which `$CARGO` is not.
+fn nightly_cargo() -> Command {
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", "nightly", "cargo"]);
+    for var in ["RUSTC", "RUSTDOC", "CARGO", "RUSTUP_TOOLCHAIN", "CARGO_TARGET_DIR", "RUSTFLAGS"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 fn run(cmd: &mut Command) -> Result<(), String> {
     eprintln!("    $ {:?}", cmd);
     let status = cmd.status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
@@ -146,15 +158,15 @@ fn loom() -> Result<(), String> {
 fn miri() -> Result<(), String> {
     rustup(&["toolchain", "install", "nightly", "--profile", "minimal"])?;
     rustup(&["component", "add", "--toolchain", "nightly", "miri", "rust-src"])?;
-    run(cargo().args(["+nightly", "miri", "setup"]))?;
-    let mut cmd = Command::new("cargo");
-    cmd.args(["+nightly", "miri", "test", "--no-fail-fast"]).args(package_args(MIRI_CRATES));
+    run(nightly_cargo().args(["miri", "setup"]))?;
+    let mut cmd = nightly_cargo();
+    cmd.args(["miri", "test", "--no-fail-fast"]).args(package_args(MIRI_CRATES));
     cmd.env("MIRIFLAGS", "-Zmiri-strict-provenance").env("CARGO_TARGET_DIR", "target/miri");
     run(&mut cmd)?;
     // The C ABI's Rust tests. Its other test targets compile and run C programs and read the
     // committed headers: processes and files that Miri's isolation does not allow.
-    let mut ffi = Command::new("cargo");
-    ffi.args(["+nightly", "miri", "test", "-p", "mempools-ffi", "--lib"]);
+    let mut ffi = nightly_cargo();
+    ffi.args(["miri", "test", "-p", "mempools-ffi", "--lib"]);
     ffi.env("MIRIFLAGS", "-Zmiri-strict-provenance").env("CARGO_TARGET_DIR", "target/miri");
     run(&mut ffi)
 }
