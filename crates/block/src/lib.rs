@@ -8,7 +8,9 @@
 //! - [`SyncPool`]: thread-safe and lock-free on alloc and release: blocks are numbered, the free
 //!   list lives in a side table and its head is one 128-bit atomic (see the
 //!   [`sync_pool`](crate::sync_pool) docs for the ABA argument). It hands out [`Block`] handles
-//!   whose release is safe.
+//!   whose release is safe. A [`ThreadCache`] (`pool.cache()`) in front of it keeps a magazine
+//!   of blocks for one thread, so that its allocs and releases need no atomic
+//!   read-modify-write; it trades blocks with the pool in batches (see [`cache`]).
 //!
 //! Both are created empty with a name, an object size (and alignment) and a memory
 //! [`Source`](mempools_core::Source); they grow with `expand`, allocate with three policies
@@ -55,6 +57,7 @@ extern crate alloc;
 extern crate std;
 
 mod builder;
+pub mod cache;
 mod debug;
 mod error;
 mod geometry;
@@ -64,6 +67,7 @@ pub mod sync_pool;
 mod table;
 
 pub use builder::PoolBuilder;
+pub use cache::{ThreadCache, DEFAULT_CACHE_CAPACITY, MAX_CACHE_CAPACITY};
 pub use debug::{DebugOptions, LeakReport};
 pub use error::BlockError;
 pub use local::LocalPool;

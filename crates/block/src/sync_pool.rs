@@ -32,6 +32,32 @@
 //! that another thread took in between fails and retries. A push reads nothing but the head, so
 //! it needs no such argument.
 //!
+//! # Batch pop and batch push
+//!
+//! The [`ThreadCache`](crate::ThreadCache)s exchange blocks with the list in batches, one swap
+//! per batch. A batch push is a push whose chain has more than one block, linked by its owner
+//! before the swap (`push_chain`). A batch pop reads the head `H = (A, u, p)`, walks `k` links
+//! `A -> B1 -> ... -> Bk` and swaps `H` for `(Bk, u + k, p + 1)`. Claim: if the swap succeeds,
+//! `A, B1, ..., B(k-1)` were the top `k` blocks of the list during the whole walk, so the batch
+//! is exactly what it removes. Proof: the head equals `H` at the swap, so `pops` is still `p`:
+//! no pop (single, batch or lend) succeeded between our read and our swap. Without pops, every
+//! change of the list is a push, which puts on top a block that was off the list; `A` was on
+//! the list at our read and nothing took it, so after any push the top would not be `A`. The
+//! top is `A`, hence nothing at all was pushed or popped in between. A block's link is written
+//! only while the block is off the list (by its owner before a push, or at growth before the
+//! blocks are published), so every link we read, each of a block on the list the whole time,
+//! held the value it had at our read of the head. Our acquire load of the head synchronises
+//! with every earlier swap (each is a read-modify-write, so the release sequence of every
+//! earlier release swap reaches the value we read), which makes those link values and the
+//! blocks' slots visible to us.
+//!
+//! A walk that loses the race may read stale links: those of blocks taken meanwhile. Such a
+//! link is still some index the pool handed out, but the slot of an index we have not
+//! synchronised with must not be touched, so the walk stops at a link beyond the `total` it
+//! loaded (acquire, after the head) and starts again; its swap would have failed anyway. The
+//! walk is bounded by `k`, so a stale cycle cannot trap it. loom checks batch pops racing with
+//! single pops, pushes and batch pushes in `tests/loom.rs`.
+//!
 //! # Growth and statistics
 //!
 //! Growth (expansion, forced growth, shortfalls) and lending take the one `Mutex` of the pool;
@@ -40,7 +66,8 @@
 //! a snapshot never mixes a growth's total with the overflows of another. `max_used` is raised
 //! with `fetch_max` after a pop, only when exceeded; a snapshot reports at least `in_use`.
 //! `allocs` is `pops` minus an offset that counts lend operations and the value at the last
-//! [`SyncPool::reset_stats`], which never writes the head.
+//! [`SyncPool::reset_stats`], which never writes the head, plus what the thread caches count
+//! (their own allocations minus their refills, see `CacheCounts`).
 
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
@@ -147,10 +174,34 @@ struct SyncShared {
     overflows: AtomicU64,
     /// Odd while a growth-lock holder changes `total`, `overflows` or `allocs_offset`.
     seq: AtomicU64,
+    /// The allocation counts of the [`ThreadCache`](crate::ThreadCache)s (see the
+    /// [`cache`](crate::cache) docs).
+    caches: Mutex<CacheCounts>,
+}
+
+/// What the thread caches of a pool add to its allocation count.
+///
+/// Each live cache owns one counter: the allocations it served from its own blocks minus the
+/// refills it made (a refill is one successful pop of the head, counted in `pops`, but no
+/// allocation), wrapping. Only the cache writes it (a plain store, no read-modify-write);
+/// [`SyncShared::stats`] sums them. A dropped cache folds its count into `retired`.
+pub(crate) struct CacheCounts {
+    pub live: Vec<Arc<AtomicU64>>,
+    pub retired: u64,
+}
+
+impl CacheCounts {
+    fn sum(&self) -> u64 {
+        // Acquire: a counter lowered after a refill's pop makes that pop visible to the head
+        // load that follows, so a snapshot never sees the refill's `-1` without its `+1`.
+        self.live.iter().fold(self.retired, |acc, c| acc.wrapping_add(c.load(Ordering::Acquire)))
+    }
 }
 
 impl SyncShared {
     fn stats(&self) -> BlockStats {
+        // The caches' counts first, then the head (see `CacheCounts::sum`).
+        let cached = self.caches.lock().sum();
         loop {
             let s1 = self.seq.load(Ordering::SeqCst);
             if s1 & 1 == 1 {
@@ -167,7 +218,7 @@ impl SyncShared {
                     head.in_use as usize,
                     max_used as usize,
                     total as usize,
-                    head.pops.wrapping_sub(offset),
+                    head.pops.wrapping_sub(offset).wrapping_add(cached),
                     overflows,
                 );
             }
@@ -274,6 +325,7 @@ impl<S: Source> SyncPool<S> {
             allocs_offset: AtomicU64::new(0),
             overflows: AtomicU64::new(0),
             seq: AtomicU64::new(0),
+            caches: Mutex::new(CacheCounts { live: Vec::new(), retired: 0 }),
         });
         let weak: Weak<dyn Report> = Arc::downgrade(&shared) as Weak<SyncShared>;
         let registration = registry().register(&shared.id.name, weak);
@@ -336,8 +388,11 @@ impl<S: Source> SyncPool<S> {
         let _growth = self.growth.lock();
         let _seq = SeqWrite::begin(&self.shared.seq);
         let head = Head::unpack(self.shared.head.load(Ordering::SeqCst));
+        // The head first, then the caches: a refill between the two makes the reset count it as
+        // an allocation (never the other way round, which would wrap the count).
+        let cached = self.shared.caches.lock().sum();
         // Lend operations counted in the offset are in `pops` too: the new offset covers both.
-        self.shared.allocs_offset.store(head.pops, Ordering::SeqCst);
+        self.shared.allocs_offset.store(head.pops.wrapping_add(cached), Ordering::SeqCst);
         self.shared.overflows.store(0, Ordering::SeqCst);
     }
 
@@ -347,7 +402,7 @@ impl<S: Source> SyncPool<S> {
     ///
     /// - `index` was read from the head or checked against `total` (acquire loads).
     #[inline(always)]
-    unsafe fn slot(&self, index: u32) -> &Slot {
+    pub(crate) unsafe fn slot(&self, index: u32) -> &Slot {
         // SAFETY: the caller's guarantee is the table's.
         unsafe { self.table.slot(index) }
     }
@@ -487,6 +542,90 @@ impl<S: Source> SyncPool<S> {
         Some(Block { ptr: unsafe { NonNull::new_unchecked(ptr) }, index })
     }
 
+    /// Pops up to `max` blocks (at least 1) in one compare-and-swap of the head, appending them
+    /// to `out` (the top of the list last, so that `out.pop()` gives it first); returns how many.
+    /// They count as in use. The whole batch is one `pops` (see "Batch pop" in the
+    /// [module docs](self)).
+    ///
+    /// Only for pools without the slow path (no debug option, tracing or passthrough): the
+    /// blocks get none of the per-allocation debug work.
+    pub(crate) fn pop_batch(&self, max: u32, out: &mut Vec<(NonNull<u8>, u32)>) -> u32 {
+        debug_assert!(!self.slow && max >= 1);
+        let head = &self.shared.head;
+        let start = out.len();
+        let mut cur = head.load(Ordering::Acquire);
+        loop {
+            let h = Head::unpack(cur);
+            if h.top == 0 {
+                return 0;
+            }
+            // Acquire, after the head: every index below `total` has its slot (see below).
+            let total = self.shared.total.load(Ordering::Acquire);
+            let mut top = h.top;
+            let mut n = 0;
+            let mut stale = false;
+            while n < max && top != 0 {
+                if top > total {
+                    // A link naming a block beyond the pool we know of: read from a list that
+                    // changed under us, so the swap would fail anyway.
+                    stale = true;
+                    break;
+                }
+                let index = top - 1;
+                // SAFETY: `index < total`, loaded with acquire ordering.
+                let slot = unsafe { self.slot(index) };
+                // Outside passthrough mode the address is set before `total` covers the block.
+                let Some(ptr) = NonNull::new(slot.addr.load(Ordering::Relaxed)) else {
+                    stale = true;
+                    break;
+                };
+                out.push((ptr, index));
+                top = slot.next.load(Ordering::Relaxed);
+                n += 1;
+            }
+            if stale {
+                out.truncate(start);
+                cur = head.load(Ordering::Acquire);
+                continue;
+            }
+            let new = Head { top, in_use: h.in_use.wrapping_add(n), pops: h.pops.wrapping_add(1) };
+            match head.compare_exchange(cur, new.pack(), Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    if new.in_use > self.shared.max_used.load(Ordering::Relaxed) {
+                        self.shared.max_used.fetch_max(new.in_use, Ordering::Relaxed);
+                    }
+                    // The top of the list was pushed first: reverse so that it comes out first.
+                    out[start..].reverse();
+                    return n;
+                }
+                Err(actual) => {
+                    out.truncate(start);
+                    cur = actual;
+                }
+            }
+        }
+    }
+
+    /// Registers a new thread cache's allocation counter (see [`CacheCounts`]).
+    pub(crate) fn register_cache(&self) -> Arc<AtomicU64> {
+        let counter = Arc::new(AtomicU64::new(0));
+        self.shared.caches.lock().live.push(counter.clone());
+        counter
+    }
+
+    /// Folds a dropped cache's counter into the retired count.
+    pub(crate) fn retire_cache(&self, counter: &Arc<AtomicU64>) {
+        let mut caches = self.shared.caches.lock();
+        caches.live.retain(|c| !Arc::ptr_eq(c, counter));
+        caches.retired = caches.retired.wrapping_add(counter.load(Ordering::Relaxed));
+    }
+
+    /// Whether alloc and release take the slow path (debug options, tracing, passthrough).
+    #[inline(always)]
+    pub(crate) fn is_slow(&self) -> bool {
+        self.slow
+    }
+
     /// The debug work of an allocation whose index was popped.
     #[cold]
     #[inline(never)]
@@ -538,7 +677,7 @@ impl<S: Source> SyncPool<S> {
 
     /// Pushes the chain `first -> ... -> last` (links already set, except `last`'s) of `count`
     /// blocks that were in use.
-    fn push_chain(&self, first: u32, last: u32, count: u32) {
+    pub(crate) fn push_chain(&self, first: u32, last: u32, count: u32) {
         let head = &self.shared.head;
         // SAFETY: `last` was popped or lent by this pool: its slot exists.
         let last_slot = unsafe { self.slot(last) };
@@ -612,7 +751,7 @@ impl<S: Source> SyncPool<S> {
 
     /// Checks that `block` is one of ours and live; returns its slot.
     #[track_caller]
-    fn check(&self, block: &Block, what: &str) -> &Slot {
+    pub(crate) fn check(&self, block: &Block, what: &str) -> &Slot {
         let total = self.shared.total.load(Ordering::Acquire);
         if block.index >= total {
             self.bad_block(block, what, "foreign block (index out of range)");

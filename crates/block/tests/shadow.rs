@@ -1,12 +1,15 @@
 //! Shadow-model property tests: random programs of alloc (three policies), release, expand,
-//! lend and take back, reset, run against both pools and against a model. After every step
+//! lend and take back, reset, run against both pools and against a model; for the thread-safe
+//! pool also through [`ThreadCache`]s (alloc, release, flush, drop; the model predicts every
+//! refill and spill, and counts cached blocks as in use). After every step
 //! the pool's statistics must equal the model's, no two live blocks may overlap, and every
 //! byte written to a live block must read back.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ptr::NonNull;
 
-use mempools_block::{Block, BlockStats, DebugOptions, LocalPool, PoolBuilder, SyncPool};
+use mempools_block::{Block, BlockStats, DebugOptions, LocalPool, PoolBuilder, SyncPool, ThreadCache};
 use mempools_core::{FailingSource, SystemSource};
 use proptest::prelude::*;
 
@@ -23,6 +26,15 @@ enum Op {
     TakeBack(usize),
     Reset,
     FailNextExpansion(usize),
+    /// A new cache of this capacity (pools that support caches).
+    CacheNew(usize),
+    /// Through cache `c % caches`.
+    CacheAlloc(usize),
+    CacheForceAlloc(usize),
+    /// Live block `i`, released into cache `c`.
+    CacheRelease(usize, usize),
+    CacheFlush(usize),
+    CacheDrop(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -38,6 +50,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::TakeBack),
         1 => Just(Op::Reset),
         1 => (0usize..5).prop_map(Op::FailNextExpansion),
+        1 => (0usize..6).prop_map(Op::CacheNew),
+        6 => any::<usize>().prop_map(Op::CacheAlloc),
+        1 => any::<usize>().prop_map(Op::CacheForceAlloc),
+        6 => (any::<usize>(), any::<usize>()).prop_map(|(i, c)| Op::CacheRelease(i, c)),
+        1 => any::<usize>().prop_map(Op::CacheFlush),
+        1 => any::<usize>().prop_map(Op::CacheDrop),
     ]
 }
 
@@ -59,6 +77,36 @@ trait Pool {
     fn stats(&self) -> BlockStats;
     fn object_size(&self) -> usize;
     fn align(&self) -> usize;
+
+    /// Whether the pool takes thread caches (the cache operations below).
+    fn has_caches(&self) -> bool {
+        false
+    }
+    /// Whether its caches hold blocks (false: every cache operation goes to the pool).
+    fn caches_cache(&self) -> bool {
+        false
+    }
+    fn cache_new(&self, _capacity: usize) -> usize {
+        unreachable!()
+    }
+    fn cache_try_alloc(&self, _c: usize) -> Option<Self::Handle> {
+        unreachable!()
+    }
+    fn cache_force_alloc(&self, _c: usize) -> Self::Handle {
+        unreachable!()
+    }
+    fn cache_release(&self, _c: usize, _h: Self::Handle) {
+        unreachable!()
+    }
+    fn cache_flush(&self, _c: usize) {
+        unreachable!()
+    }
+    fn cache_drop(&self, _c: usize) {
+        unreachable!()
+    }
+    fn cache_len(&self, _c: usize) -> usize {
+        unreachable!()
+    }
 }
 
 impl Pool for LocalPool<&FailingSource<SystemSource>> {
@@ -161,22 +209,100 @@ impl Pool for SyncPool<&FailingSource<SystemSource>> {
     }
 }
 
+type TestSyncPool<'s> = SyncPool<&'s FailingSource<SystemSource>>;
+
+/// A `SyncPool` driven partly through thread caches (all on this thread).
+struct Cached<'p, 's> {
+    pool: &'p TestSyncPool<'s>,
+    caches: RefCell<Vec<ThreadCache<'p, &'s FailingSource<SystemSource>>>>,
+}
+
+macro_rules! delegate {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        $(fn $name(&self, $($arg: $ty),*) -> $ret {
+            Pool::$name(self.pool, $($arg),*)
+        })*
+    };
+}
+
+impl Pool for Cached<'_, '_> {
+    type Handle = Block;
+    fn addr(h: &Block) -> NonNull<u8> {
+        h.ptr()
+    }
+    delegate! {
+        try_alloc() -> Option<Block>;
+        assert_alloc() -> Block;
+        force_alloc() -> Block;
+        release(h: Block) -> ();
+        try_expand(n: usize) -> bool;
+        set_force_step(n: usize) -> ();
+        force_step() -> usize;
+        lend(n: usize) -> Option<Vec<Block>>;
+        lend_or_grow(n: usize) -> Option<(Vec<Block>, usize)>;
+        take_back(hs: Vec<Block>) -> ();
+        reset() -> ();
+        stats() -> BlockStats;
+        object_size() -> usize;
+        align() -> usize;
+    }
+    fn has_caches(&self) -> bool {
+        true
+    }
+    fn caches_cache(&self) -> bool {
+        self.pool.debug_options() == DebugOptions::default()
+            && !cfg!(feature = "trace")
+            && !cfg!(feature = "passthrough")
+    }
+    fn cache_new(&self, capacity: usize) -> usize {
+        let cache = self.pool.cache_with_capacity(capacity);
+        assert_eq!(cache.capacity(), capacity.max(1));
+        self.caches.borrow_mut().push(cache);
+        capacity.max(1)
+    }
+    fn cache_try_alloc(&self, c: usize) -> Option<Block> {
+        self.caches.borrow_mut()[c].try_alloc()
+    }
+    fn cache_force_alloc(&self, c: usize) -> Block {
+        self.caches.borrow_mut()[c].force_alloc()
+    }
+    fn cache_release(&self, c: usize, h: Block) {
+        self.caches.borrow_mut()[c].release(h)
+    }
+    fn cache_flush(&self, c: usize) {
+        self.caches.borrow_mut()[c].flush()
+    }
+    fn cache_drop(&self, c: usize) {
+        drop(self.caches.borrow_mut().swap_remove(c));
+    }
+    fn cache_len(&self, c: usize) -> usize {
+        self.caches.borrow()[c].len()
+    }
+}
+
 #[derive(Default, Debug)]
 struct Model {
     total: usize,
+    /// Blocks allocated or lent (held by the harness).
     in_use: usize,
     max_used: usize,
     allocs: u64,
     overflows: u64,
+    /// (capacity, blocks held) of each cache, in the order of the pool's caches.
+    caches: Vec<(usize, usize)>,
 }
 
 impl Model {
+    fn cached(&self) -> usize {
+        self.caches.iter().map(|c| c.1).sum()
+    }
     fn stats(&self) -> BlockStats {
+        let in_use = self.in_use + self.cached();
         BlockStats {
-            in_use: self.in_use,
+            in_use,
             max_used: self.max_used,
             total: self.total,
-            free: self.total - self.in_use,
+            free: self.total - in_use,
             allocs: self.allocs,
             overflows: self.overflows,
         }
@@ -184,7 +310,16 @@ impl Model {
     fn take(&mut self, n: usize, allocs: u64) {
         self.in_use += n;
         self.allocs += allocs;
-        self.max_used = self.max_used.max(self.in_use);
+        self.bump_max();
+    }
+    fn bump_max(&mut self) {
+        self.max_used = self.max_used.max(self.in_use + self.cached());
+    }
+    fn free(&self) -> usize {
+        self.total - self.in_use - self.cached()
+    }
+    fn batch(capacity: usize) -> usize {
+        (capacity / 2).max(1)
     }
 }
 
@@ -245,15 +380,15 @@ impl<'p, P: Pool> Harness<'p, P> {
         match *op {
             Op::TryAlloc => match self.pool.try_alloc() {
                 Some(h) => {
-                    assert!(self.model.in_use < self.model.total, "allocated from a full pool");
+                    assert!(self.model.free() > 0, "allocated from a full pool");
                     self.model.take(1, 1);
                     let l = self.adopt(h);
                     self.live.push(l);
                 }
-                None => assert_eq!(self.model.in_use, self.model.total, "None with free blocks"),
+                None => assert_eq!(self.model.free(), 0, "None with free blocks"),
             },
             Op::AssertAlloc => {
-                if self.model.in_use < self.model.total {
+                if self.model.free() > 0 {
                     let h = self.pool.assert_alloc();
                     self.model.take(1, 1);
                     let l = self.adopt(h);
@@ -261,7 +396,7 @@ impl<'p, P: Pool> Harness<'p, P> {
                 }
             }
             Op::ForceAlloc => {
-                if self.model.in_use == self.model.total {
+                if self.model.free() == 0 {
                     let step = self.pool.force_step();
                     self.grow_model(step, 1);
                 }
@@ -297,10 +432,10 @@ impl<'p, P: Pool> Harness<'p, P> {
                     let ls = hs.into_iter().map(|h| self.adopt(h)).collect();
                     self.lent.push(ls);
                 }
-                None => assert!(self.model.total - self.model.in_use < n),
+                None => assert!(self.model.free() < n),
             },
             Op::LendOrGrow(n) => {
-                let shortfall = n.saturating_sub(self.model.total - self.model.in_use);
+                let shortfall = n.saturating_sub(self.model.free());
                 let (hs, s) = self.pool.lend_or_grow(n).expect("the source is healthy");
                 assert_eq!(s, shortfall);
                 self.grow_model(shortfall, shortfall as u64);
@@ -326,6 +461,80 @@ impl<'p, P: Pool> Harness<'p, P> {
                 // Refuse after `after` more requests: expansions may then fail (handled above).
                 self.source.fail_after(after);
             }
+            Op::CacheNew(capacity) if self.pool.has_caches() => {
+                let capacity = self.pool.cache_new(capacity);
+                self.model.caches.push((capacity, 0));
+            }
+            Op::CacheAlloc(c) if !self.model.caches.is_empty() => {
+                let c = c % self.model.caches.len();
+                let got = self.pool.cache_try_alloc(c);
+                let (cap, len) = self.model.caches[c];
+                if !self.pool.caches_cache() || len == 0 {
+                    let take = if self.pool.caches_cache() { Model::batch(cap) } else { 1 };
+                    let take = take.min(self.model.free());
+                    assert_eq!(got.is_some(), take > 0, "cache alloc with {} free", self.model.free());
+                    if take > 0 {
+                        self.model.caches[c].1 = take;
+                    }
+                }
+                if let Some(h) = got {
+                    self.model.caches[c].1 -= 1;
+                    self.model.take(1, 1);
+                    let l = self.adopt(h);
+                    self.live.push(l);
+                }
+            }
+            Op::CacheForceAlloc(c) if !self.model.caches.is_empty() => {
+                let c = c % self.model.caches.len();
+                let (cap, len) = self.model.caches[c];
+                if !self.pool.caches_cache() || len == 0 {
+                    let take = if self.pool.caches_cache() { Model::batch(cap) } else { 1 };
+                    let take = take.min(self.model.free());
+                    if take == 0 {
+                        let step = self.pool.force_step();
+                        self.grow_model(step, 1);
+                        self.model.caches[c].1 = 1;
+                    } else {
+                        self.model.caches[c].1 = take;
+                    }
+                }
+                let h = self.pool.cache_force_alloc(c);
+                self.model.caches[c].1 -= 1;
+                self.model.take(1, 1);
+                let l = self.adopt(h);
+                self.live.push(l);
+            }
+            Op::CacheRelease(i, c) if !self.model.caches.is_empty() && !self.live.is_empty() => {
+                let c = c % self.model.caches.len();
+                let l = self.live.swap_remove(i % self.live.len());
+                let h = self.forget(l);
+                self.pool.cache_release(c, h);
+                self.model.in_use -= 1;
+                if self.pool.caches_cache() {
+                    let (cap, len) = self.model.caches[c];
+                    self.model.caches[c].1 = if len == cap { len - Model::batch(cap) + 1 } else { len + 1 };
+                }
+            }
+            Op::CacheFlush(c) if !self.model.caches.is_empty() => {
+                let c = c % self.model.caches.len();
+                self.pool.cache_flush(c);
+                self.model.caches[c].1 = 0;
+            }
+            Op::CacheDrop(c) if !self.model.caches.is_empty() => {
+                let c = c % self.model.caches.len();
+                self.pool.cache_drop(c);
+                self.model.caches.swap_remove(c);
+            }
+            Op::CacheNew(_)
+            | Op::CacheAlloc(_)
+            | Op::CacheForceAlloc(_)
+            | Op::CacheRelease(..)
+            | Op::CacheFlush(_)
+            | Op::CacheDrop(_) => {}
+        }
+        self.model.bump_max();
+        for (c, &(_, len)) in self.model.caches.iter().enumerate() {
+            assert_eq!(self.pool.cache_len(c), len, "cache {c} after {op:?}");
         }
         assert_eq!(self.pool.stats(), self.model.stats(), "after {op:?}");
         for l in self.live.iter().chain(self.lent.iter().flatten()) {
@@ -334,6 +543,10 @@ impl<'p, P: Pool> Harness<'p, P> {
     }
 
     fn finish(mut self) {
+        while !self.model.caches.is_empty() {
+            self.pool.cache_drop(0);
+            self.model.caches.swap_remove(0);
+        }
         for l in std::mem::take(&mut self.live) {
             let h = self.forget(l);
             self.pool.release(h);
@@ -359,7 +572,7 @@ fn run<P: Pool>(pool: &P, source: &FailingSource<SystemSource>, ops: &[Op]) {
         ranges: BTreeMap::new(),
     };
     for op in ops {
-        if matches!(op, Op::ForceAlloc | Op::LendOrGrow(_)) {
+        if matches!(op, Op::ForceAlloc | Op::CacheForceAlloc(_) | Op::LendOrGrow(_)) {
             source.heal();
         }
         h.step(op);
@@ -416,5 +629,24 @@ proptest! {
             .build_sync()
             .unwrap();
         run(&pool, &source, &ops);
+    }
+
+    #[test]
+    fn sync_pool_through_caches_matches_the_model(
+        (size, align, debug) in options(),
+        plain in any::<bool>(),
+        ops in program(),
+    ) {
+        let source = FailingSource::new(SystemSource);
+        // Half the runs without debug options: caches that really cache.
+        let debug = if plain { DebugOptions::default() } else { debug };
+        let pool = PoolBuilder::new("shadow.sync.cached", size)
+            .align(align)
+            .debug_options(debug)
+            .source(&source)
+            .build_sync()
+            .unwrap();
+        let cached = Cached { pool: &pool, caches: RefCell::new(Vec::new()) };
+        run(&cached, &source, &ops);
     }
 }
