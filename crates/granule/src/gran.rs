@@ -308,9 +308,11 @@ impl<'r, S: AsRef<[usize]> + AsMut<[usize]>> GranPool<'r, S> {
         };
         self.map.set(first, count);
         self.counters.taken(self.map.used(), true);
-        log::trace!(target: self.name(), "alloc {count} granules at {first}");
         // SAFETY: `first + count <= ngranules`, so the offset stays inside the region.
-        Ok(unsafe { self.base.add(first << self.log2gran) })
+        let ptr = unsafe { self.base.add(first << self.log2gran) };
+        #[cfg(feature = "trace")]
+        log::trace!(target: self.name(), "alloc {ptr:p} ({size} bytes, {count} granules from granule {first})");
+        Ok(ptr)
     }
 
     /// Gives back the `size` bytes at `ptr` (the size it was allocated with, or any size that
@@ -328,7 +330,8 @@ impl<'r, S: AsRef<[usize]> + AsMut<[usize]>> GranPool<'r, S> {
             Ok((first, count)) => {
                 self.map.clear(first, count);
                 self.counters.freed(self.map.used());
-                log::trace!(target: self.name(), "free {count} granules at {first}");
+                #[cfg(feature = "trace")]
+                log::trace!(target: self.name(), "free {ptr:p} ({size} bytes, {count} granules from granule {first})");
                 Ok(())
             }
             Err(error) => {
@@ -368,6 +371,8 @@ impl<'r, S: AsRef<[usize]> + AsMut<[usize]>> GranPool<'r, S> {
             Ok((first, count)) => {
                 self.map.set(first, count);
                 self.counters.taken(self.map.used(), false);
+                #[cfg(feature = "trace")]
+                log::trace!(target: self.name(), "reserve {addr:#x} ({size} bytes, {count} granules from granule {first})");
                 Ok(())
             }
             Err(error) => {

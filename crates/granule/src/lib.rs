@@ -10,6 +10,16 @@
 //! Every pool registers its figures in [`mempools_stats::registry()`] under its name (kind
 //! `Granule` or `Pages`; block size = granule size; total and used blocks = granules).
 //!
+//! # Features
+//!
+//! - `std` (default): std's mutex for the locked forms (a spin lock without it), std's error
+//!   trait.
+//! - `trace`: every alloc, free and reserve is logged with `log::trace!` on the pool's name as
+//!   the log target, so `RUST_LOG=<pool name>=trace` follows one pool (a page allocator logs
+//!   in bytes and granules, its granules being pages). Without the feature the calls are not
+//!   compiled at all. The locked forms log with the pool's lock held: the logger must not use
+//!   the same pool.
+//!
 //! # How the search stays flat as the region grows
 //!
 //! The bitmap keeps a hint: every word below it is full. First fit starts at the hint, skips

@@ -154,7 +154,7 @@ impl Chain {
     fn release_from(&self, first: Option<Buf>) {
         let pool = &self.pool;
         pool.release(
-            std::iter::successors(first, |b| b.next()).map(|b| pool.index_of(b)).collect::<Vec<_>>(),
+            &std::iter::successors(first, |b| b.next()).map(|b| pool.index_of(b)).collect::<Vec<_>>(),
         );
     }
 
@@ -262,7 +262,7 @@ impl Chain {
             at += n;
         }
         debug_assert!(batch.is_empty(), "buffers_needed counted right");
-        self.pool.release(batch);
+        self.pool.release(&batch);
         self.set_pktlen(old_pktlen.max(at));
         result
     }
@@ -332,7 +332,7 @@ impl Chain {
             self.head = head.next();
             head.set_next(None);
             self.count -= 1;
-            self.pool.release([self.pool.index_of(head)]);
+            self.pool.release(&[self.pool.index_of(head)]);
         }
         self.set_pktlen(new_pktlen);
     }
@@ -440,7 +440,7 @@ impl Chain {
             match self.pool.take(false, Some(std::time::Duration::ZERO)) {
                 Some(index) => fresh.push(index),
                 None => {
-                    self.pool.release(fresh);
+                    self.pool.release(&fresh);
                     return Err(IobError::NoBuffer);
                 }
             }
@@ -514,7 +514,7 @@ impl Chain {
         }
         self.count -= 1;
         self.set_pktlen(rest);
-        self.pool.release([self.pool.index_of(head)]);
+        self.pool.release(&[self.pool.index_of(head)]);
     }
 
     /// Gives up ownership of the buffers: the first buffer's header (linked through

@@ -91,7 +91,7 @@ impl Chain {
         let n = match result {
             Ok(n) => n,
             Err(e) => {
-                pool.release(fresh.iter().map(|&b| pool.index_of(b)).collect::<Vec<_>>());
+                pool.release(&fresh.iter().map(|&b| pool.index_of(b)).collect::<Vec<_>>());
                 return Err(e);
             }
         };
@@ -109,7 +109,7 @@ impl Chain {
             left -= len;
             self.append_fresh(buf, len);
         }
-        pool.release(unused);
+        pool.release(&unused);
         self.set_len_total(pktlen + n);
         Ok(n)
     }

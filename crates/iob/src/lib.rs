@@ -17,6 +17,12 @@
 //! first buffer's `io_pktlen` is the sum of the `io_len`s; every buffer is either free in its
 //! pool, granted to one waiter, or in exactly one chain.
 //!
+//! Feature `trace`: every buffer taken from a pool and given back to it is logged with
+//! `log::trace!` on the pool's name as the log target (`RUST_LOG=<pool name>=trace` follows
+//! one pool), as are waits for a buffer. Allocations and frees are logged without the pool's
+//! lock held, a wait with it (a logger must not wait for a buffer of the pool it logs).
+//! Without the feature the calls are not compiled at all.
+//!
 //! Errors map to the C ABI's negative errno values: [`IobError::NoBuffer`] and
 //! [`IobError::ExceedsPool`] to `-ENOMEM`, [`IobError::OffsetPastEnd`] to `-ESPIPE`, the rest
 //! to `-EINVAL`.

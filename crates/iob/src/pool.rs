@@ -240,6 +240,8 @@ impl Inner {
             state.note_alloc(self.nbuffers);
             drop(state);
             self.storage.buf(index).reset();
+            #[cfg(feature = "trace")]
+            self.trace("alloc", index, None);
             return Some(index);
         }
         if throttled && !state.free.is_empty() {
@@ -258,6 +260,7 @@ impl Inner {
         } else {
             state.unthrottled.push_back(waiter);
         }
+        #[cfg(feature = "trace")]
         log::trace!(target: &self.name, "waiting for a buffer (ticket {ticket}, throttled {throttled})");
         loop {
             let timed_out = match deadline {
@@ -276,6 +279,8 @@ impl Inner {
                 let (_, index) = state.granted.swap_remove(at);
                 drop(state);
                 self.storage.buf(index).reset();
+                #[cfg(feature = "trace")]
+                self.trace("alloc", index, Some(ticket));
                 return Some(index);
             }
             let past = matches!(deadline, Some(Some(d)) if Instant::now() >= d);
@@ -304,14 +309,20 @@ impl Inner {
         drop(state);
         for &index in &taken {
             self.storage.buf(index).reset();
+            #[cfg(feature = "trace")]
+            self.trace("alloc", index, None);
         }
         taken
     }
 
     /// Gives buffers back: each goes to the oldest eligible waiter, or to the free list.
-    pub(crate) fn release(&self, buffers: impl IntoIterator<Item = u32>) {
+    pub(crate) fn release(&self, buffers: &[u32]) {
+        #[cfg(feature = "trace")]
+        for &index in buffers {
+            self.trace("free", index, None);
+        }
         let mut state = self.state.lock();
-        for index in buffers {
+        for &index in buffers {
             debug_assert!(!state.free.contains(&index), "buffer {index} freed twice");
             let waiter = if let Some(w) = state.unthrottled.pop_front() {
                 Some(w)
@@ -328,6 +339,20 @@ impl Inner {
                     w.wake.notify_one();
                 }
                 None => state.free.push(index),
+            }
+        }
+    }
+
+    /// Logs `what` ("alloc" or "free") of buffer `index` on the pool's target, at trace level;
+    /// `ticket` is the waiter a freed buffer was handed to. Called without the pool's lock, so
+    /// a logger may itself use the pool.
+    #[cfg(feature = "trace")]
+    fn trace(&self, what: &str, index: u32, ticket: Option<u64>) {
+        let at = self.storage.buf(index).0;
+        match ticket {
+            None => log::trace!(target: &self.name, "{what} buffer {index} at {at:p}"),
+            Some(t) => {
+                log::trace!(target: &self.name, "{what} buffer {index} at {at:p} (handed over, ticket {t})")
             }
         }
     }

@@ -1,0 +1,79 @@
+//! The `trace` feature: with it, every alloc, free and reserve of a granule or page pool is
+//! logged at trace level on the pool's name; without it, nothing is (the calls are compiled
+//! out). `cargo test -p mempools-granule --features trace --test trace` runs the first case.
+
+use std::sync::Mutex;
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+use mempools_granule::{GranPool, PageAllocator, SyncGranPool};
+
+/// Every record, as (target, level, message).
+struct Capture(Mutex<Vec<(String, Level, String)>>);
+
+impl Log for Capture {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        let entry = (record.target().to_string(), record.level(), record.args().to_string());
+        self.0.lock().unwrap().push(entry);
+    }
+
+    fn flush(&self) {}
+}
+
+static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
+
+/// Installs the capturing logger at trace level (once per test binary).
+fn install() {
+    let _ = log::set_logger(&CAPTURE);
+    log::set_max_level(LevelFilter::Trace);
+}
+
+/// The trace-level messages logged on `target` so far.
+fn traced(target: &str) -> Vec<String> {
+    let records = CAPTURE.0.lock().unwrap();
+    records.iter().filter(|(t, l, _)| t == target && *l == Level::Trace).map(|(_, _, m)| m.clone()).collect()
+}
+
+#[test]
+fn granule_pools_trace_alloc_free_and_reserve_on_their_name() {
+    install();
+    let mut region = vec![0u8; 64 * 64];
+    let pool = SyncGranPool::new(GranPool::with_name("granule.trace.gran", &mut region, 6, 6).unwrap());
+    let a = pool.alloc(100).unwrap();
+    pool.free(a, 100).unwrap();
+    let base = pool.lock().base().addr().get();
+    pool.lock().reserve(base + 64, 10).unwrap();
+    // Refused calls are errors (logged at error level), not traced.
+    assert!(pool.free(a, 100).is_err());
+    let got = traced("granule.trace.gran");
+    if cfg!(feature = "trace") {
+        let want = [
+            format!("alloc {a:p} (100 bytes, 2 granules from granule 0)"),
+            format!("free {a:p} (100 bytes, 2 granules from granule 0)"),
+            format!("reserve {:#x} (10 bytes, 1 granules from granule 1)", base + 64),
+        ];
+        assert_eq!(got, want);
+    } else {
+        assert!(got.is_empty(), "traced without the feature: {got:?}");
+    }
+}
+
+#[test]
+fn page_allocators_trace_on_their_name() {
+    install();
+    let mut region = vec![0u8; 8 * 4096];
+    let mut pages = PageAllocator::with_page_shift("granule.trace.pages", &mut region, 12).unwrap();
+    let p = pages.alloc_pages(2).unwrap();
+    pages.free_pages(p, 2).unwrap();
+    let got = traced("granule.trace.pages");
+    if cfg!(feature = "trace") {
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].starts_with(&format!("alloc {p:p} (8192 bytes, 2 granules")), "{got:?}");
+        assert!(got[1].starts_with(&format!("free {p:p} (8192 bytes, 2 granules")), "{got:?}");
+    } else {
+        assert!(got.is_empty(), "traced without the feature: {got:?}");
+    }
+}
