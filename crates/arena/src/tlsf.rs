@@ -264,7 +264,20 @@ pub struct Tlsf {
     heads: [[*mut u8; SLLEN]; FLLEN],
     /// First region of the singly linked region list (null when none).
     regions: *mut u8,
-    counters: Counters,
+    totals: Totals,
+}
+
+/// What the core keeps up to date; [`Counters`] is derived from it. Free bytes are not
+/// counted on every list operation: they are the bytes of all blocks minus the used ones.
+#[derive(Clone, Copy, Debug)]
+struct Totals {
+    region_bytes: usize,
+    regions: usize,
+    /// Bytes of all blocks of all regions (from each first block to its sentinel).
+    block_bytes: usize,
+    free_blocks: usize,
+    used_bytes: usize,
+    used_blocks: usize,
 }
 
 /// The core's running totals, kept exact by every operation.
@@ -296,7 +309,7 @@ impl Default for Tlsf {
 
 impl core::fmt::Debug for Tlsf {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Tlsf").field("counters", &self.counters).finish_non_exhaustive()
+        f.debug_struct("Tlsf").field("counters", &self.counters()).finish_non_exhaustive()
     }
 }
 
@@ -308,10 +321,10 @@ impl Tlsf {
             sl_bitmap: [0; FLLEN],
             heads: [[ptr::null_mut(); SLLEN]; FLLEN],
             regions: ptr::null_mut(),
-            counters: Counters {
+            totals: Totals {
                 region_bytes: 0,
                 regions: 0,
-                free_bytes: 0,
+                block_bytes: 0,
                 free_blocks: 0,
                 used_bytes: 0,
                 used_blocks: 0,
@@ -322,7 +335,15 @@ impl Tlsf {
     /// The running totals.
     #[inline]
     pub fn counters(&self) -> Counters {
-        self.counters
+        let t = self.totals;
+        Counters {
+            region_bytes: t.region_bytes,
+            regions: t.regions,
+            free_bytes: t.block_bytes - t.used_bytes,
+            free_blocks: t.free_blocks,
+            used_bytes: t.used_bytes,
+            used_blocks: t.used_blocks,
+        }
     }
 
     // --- free lists ------------------------------------------------------------------------
@@ -332,28 +353,31 @@ impl Tlsf {
     #[inline(always)]
     unsafe fn insert(&mut self, b: *mut u8, size: usize) {
         let (fl, sl) = mapping(size);
-        let head = self.heads[fl][sl];
-        // SAFETY: `b` and `head` (when non-null) are free blocks of live regions.
+        debug_assert!(fl < FLLEN && sl < SLLEN);
+        // SAFETY: a block size is at most MAX_BLOCK, whose class is in range (tested), so
+        // `(fl, sl)` indexes the tables; `b` and `head` (when non-null) are free blocks of
+        // live regions.
         unsafe {
+            let slot = self.heads.get_unchecked_mut(fl).get_unchecked_mut(sl);
+            let head = *slot;
+            *slot = b;
             set_link(b, 0, head);
             set_link(b, 1, ptr::null_mut());
             if !head.is_null() {
                 set_link(head, 1, b);
             }
+            *self.sl_bitmap.get_unchecked_mut(fl) |= 1 << sl;
         }
-        self.heads[fl][sl] = b;
         self.fl_bitmap |= 1 << fl;
-        self.sl_bitmap[fl] |= 1 << sl;
-        self.counters.free_bytes += size;
-        self.counters.free_blocks += 1;
+        self.totals.free_blocks += 1;
     }
 
     /// # Safety
     /// - `b` is a free block of `size` bytes in its class list.
     #[inline(always)]
     unsafe fn unlink(&mut self, b: *mut u8, size: usize) {
-        let (fl, sl) = mapping(size);
-        // SAFETY: `b` is in a list, so its links are valid free blocks or null.
+        // SAFETY: `b` is in a list, so its links are valid free blocks or null; its size's
+        // class indexes the tables (as in `insert`).
         unsafe {
             let next = link(b, 0);
             let prev = link(b, 1);
@@ -361,10 +385,13 @@ impl Tlsf {
                 set_link(next, 1, prev);
             }
             if prev.is_null() {
-                self.heads[fl][sl] = next;
+                let (fl, sl) = mapping(size);
+                debug_assert!(fl < FLLEN && sl < SLLEN);
+                *self.heads.get_unchecked_mut(fl).get_unchecked_mut(sl) = next;
                 if next.is_null() {
-                    self.sl_bitmap[fl] &= !(1 << sl);
-                    if self.sl_bitmap[fl] == 0 {
+                    let map = self.sl_bitmap.get_unchecked_mut(fl);
+                    *map &= !(1 << sl);
+                    if *map == 0 {
                         self.fl_bitmap &= !(1 << fl);
                     }
                 }
@@ -372,8 +399,34 @@ impl Tlsf {
                 set_link(prev, 0, next);
             }
         }
-        self.counters.free_bytes -= size;
-        self.counters.free_blocks -= 1;
+        self.totals.free_blocks -= 1;
+    }
+
+    /// Unlinks and returns the head of the non-empty list `(fl, sl)` (no class recomputed,
+    /// no predecessor to fix: the head has none).
+    ///
+    /// # Safety
+    /// - bit `sl` of `sl_bitmap[fl]` is set (the list is non-empty).
+    #[inline(always)]
+    unsafe fn pop_head(&mut self, fl: usize, sl: usize) -> (*mut u8, usize) {
+        // SAFETY: the bitmap says the list is non-empty, so its head is a free block and its
+        // next link is a free block or null.
+        unsafe {
+            let b = *self.heads.get_unchecked(fl).get_unchecked(sl);
+            let next = link(b, 0);
+            *self.heads.get_unchecked_mut(fl).get_unchecked_mut(sl) = next;
+            if next.is_null() {
+                let map = self.sl_bitmap.get_unchecked_mut(fl);
+                *map &= !(1 << sl);
+                if *map == 0 {
+                    self.fl_bitmap &= !(1 << fl);
+                }
+            } else {
+                set_link(next, 1, ptr::null_mut());
+            }
+            self.totals.free_blocks -= 1;
+            (b, hdr(b) & SIZE_MASK)
+        }
     }
 
     /// Finds and unlinks a free block of at least `size` bytes: the first block of the first
@@ -382,48 +435,37 @@ impl Tlsf {
     #[inline(always)]
     fn take(&mut self, size: usize) -> Option<(*mut u8, usize)> {
         let (fl, sl) = mapping_search(size);
-        let found = if fl < FLLEN {
-            let sl_map = self.sl_bitmap[fl] & (!0 as SlMap).checked_shl(sl as u32).unwrap_or(0);
-            if sl_map != 0 {
-                Some((fl, sl_map.trailing_zeros() as usize))
-            } else {
-                let fl_map = self.fl_bitmap & (!0usize).checked_shl(fl as u32 + 1).unwrap_or(0);
-                if fl_map != 0 {
-                    let fl = fl_map.trailing_zeros() as usize;
-                    Some((fl, self.sl_bitmap[fl].trailing_zeros() as usize))
-                } else {
-                    None
-                }
-            }
+        if fl >= FLLEN {
+            return self.take_exact_class(size);
+        }
+        // `sl < SLLEN` and `fl + 1 <= FLLEN < usize::BITS`: the shifts cannot overflow.
+        // SAFETY: `fl < FLLEN`.
+        let sl_map = unsafe { *self.sl_bitmap.get_unchecked(fl) } & (!0 as SlMap) << sl;
+        let (fl, sl) = if sl_map != 0 {
+            (fl, sl_map.trailing_zeros() as usize)
         } else {
-            None
+            let fl_map = self.fl_bitmap & (!0usize << (fl + 1));
+            if fl_map == 0 {
+                return self.take_exact_class(size);
+            }
+            let fl = fl_map.trailing_zeros() as usize;
+            // SAFETY: a set bit of `fl_bitmap` is below FLLEN.
+            (fl, unsafe { *self.sl_bitmap.get_unchecked(fl) }.trailing_zeros() as usize)
         };
-        let b = match found {
-            Some((fl, sl)) => self.heads[fl][sl],
-            None => return self.take_exact_class(size),
-        };
-        // SAFETY: the bitmap says the list is non-empty, so `b` is a free block.
-        let bsize = unsafe { hdr(b) } & SIZE_MASK;
-        // SAFETY: `b` is the free block of `bsize` bytes just found.
-        unsafe { self.unlink(b, bsize) };
-        Some((b, bsize))
+        // SAFETY: the bitmaps say list `(fl, sl)` is non-empty.
+        Some(unsafe { self.pop_head(fl, sl) })
     }
 
     #[cold]
     fn take_exact_class(&mut self, size: usize) -> Option<(*mut u8, usize)> {
         let (fl, sl) = mapping(size);
         let b = self.heads[fl][sl];
-        if b.is_null() {
+        // SAFETY: a non-null head is a free block of a non-empty list.
+        if b.is_null() || unsafe { hdr(b) } & SIZE_MASK < size {
             return None;
         }
-        // SAFETY: `b` heads a non-empty list, so it is a free block.
-        let bsize = unsafe { hdr(b) } & SIZE_MASK;
-        if bsize < size {
-            return None;
-        }
-        // SAFETY: as above.
-        unsafe { self.unlink(b, bsize) };
-        Some((b, bsize))
+        // SAFETY: the list is non-empty.
+        Some(unsafe { self.pop_head(fl, sl) })
     }
 
     /// The largest block size that [`Tlsf::alloc`] can hand out now (a request whose block
@@ -462,14 +504,14 @@ impl Tlsf {
                 let tail = b.add(want);
                 write_free(tail, rest);
                 self.insert(tail, rest);
-                self.counters.used_bytes += want;
+                self.totals.used_bytes += want;
             } else {
                 set_hdr(b, bsize);
                 let next = b.add(bsize);
                 set_hdr(next, hdr(next) & !PREV_FREE);
-                self.counters.used_bytes += bsize;
+                self.totals.used_bytes += bsize;
             }
-            self.counters.used_blocks += 1;
+            self.totals.used_blocks += 1;
             NonNull::new_unchecked(b.add(WORD))
         }
     }
@@ -511,8 +553,9 @@ impl Tlsf {
             write_free(b, size);
             self.insert(b, size);
             self.regions = s;
-            self.counters.region_bytes += len;
-            self.counters.regions += 1;
+            self.totals.region_bytes += len;
+            self.totals.regions += 1;
+            self.totals.block_bytes += size;
             Some(RegionInfo { start: NonNull::new_unchecked(s), sentinel: NonNull::new_unchecked(sen), tag })
         }
     }
@@ -557,7 +600,8 @@ impl Tlsf {
             write_free(b, size);
             self.insert(b, size);
             region.start.as_ptr().add(WORD).cast::<*mut u8>().write(sen);
-            self.counters.region_bytes += added;
+            self.totals.region_bytes += added;
+            self.totals.block_bytes += sentinel - old_addr;
             Some(RegionInfo { sentinel: NonNull::new_unchecked(sen), ..region })
         }
     }
@@ -617,8 +661,9 @@ impl Tlsf {
                 }
             }
         }
-        self.counters.region_bytes -= given_len;
-        self.counters.regions -= 1;
+        self.totals.region_bytes -= given_len;
+        self.totals.regions -= 1;
+        self.totals.block_bytes -= region.sentinel.as_ptr() as usize - (s as usize + REGION_HEADER);
         Some(region)
     }
 
@@ -720,14 +765,18 @@ impl Tlsf {
             let mut b = p.as_ptr().sub(WORD);
             let h = hdr(b);
             let mut size = h & SIZE_MASK;
-            self.counters.used_bytes -= size;
-            self.counters.used_blocks -= 1;
+            self.totals.used_bytes -= size;
+            self.totals.used_blocks -= 1;
             let next = b.add(size);
             let nh = hdr(next);
             if nh & FREE != 0 {
                 let nsize = nh & SIZE_MASK;
                 self.unlink(next, nsize);
                 size += nsize;
+            } else {
+                // The used block after us gets a free previous neighbour. (When `next` was
+                // free and is merged, the block after it already has PREV_FREE.)
+                set_hdr(next, nh | PREV_FREE);
             }
             if h & PREV_FREE != 0 {
                 let prev = b.sub(WORD).cast::<*mut u8>().read();
@@ -736,7 +785,8 @@ impl Tlsf {
                 b = prev;
                 size += psize;
             }
-            write_free(b, size);
+            set_hdr(b, size | FREE);
+            b.add(size - WORD).cast::<*mut u8>().write(b);
             self.insert(b, size);
             (NonNull::new_unchecked(b), size)
         }
@@ -769,18 +819,18 @@ impl Tlsf {
             }
             // The block now spans `avail` bytes; keep `want` and free the rest if it can.
             let rest = avail - want;
-            self.counters.used_bytes -= cur;
+            self.totals.used_bytes -= cur;
             if rest >= MIN_BLOCK {
                 set_hdr(b, want | (h & PREV_FREE));
                 let tail = b.add(want);
                 write_free(tail, rest);
                 self.insert(tail, rest);
-                self.counters.used_bytes += want;
+                self.totals.used_bytes += want;
             } else {
                 set_hdr(b, avail | (h & PREV_FREE));
                 let after = b.add(avail);
                 set_hdr(after, hdr(after) & !PREV_FREE);
-                self.counters.used_bytes += avail;
+                self.totals.used_bytes += avail;
             }
             true
         }
@@ -952,7 +1002,7 @@ impl Tlsf {
                 }
             }
         }
-        let c = self.counters;
+        let c = self.counters();
         if listed != free_blocks
             || c.free_blocks != free_blocks
             || c.free_bytes != free_bytes

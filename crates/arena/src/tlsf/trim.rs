@@ -75,7 +75,8 @@ impl Tlsf {
                 self.insert(b, keep);
             }
             region.start.as_ptr().add(WORD).cast::<*mut u8>().write(sen);
-            self.counters.region_bytes -= released;
+            self.totals.region_bytes -= released;
+            self.totals.block_bytes -= bsize - keep;
             Some(RegionInfo { sentinel: NonNull::new_unchecked(sen), ..region })
         }
     }
