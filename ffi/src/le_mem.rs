@@ -228,11 +228,16 @@ unsafe impl Send for PoolPtr {}
 struct Table {
     /// Live pools: `PoolInner` address (what object headers name) → its `le_mem_Pool`.
     live: Option<HashMap<usize, PoolPtr>>,
+    /// Live pools by the exact bytes of their kept name, earliest first: what
+    /// `le_mem_FindPool` searches. Keyed by bytes, not by the stats registry's `String`s, so
+    /// names that are not UTF-8 (and differ only where a lossy conversion would make them
+    /// equal) still find their own pool.
+    names: Option<HashMap<Vec<u8>, Vec<PoolPtr>>>,
     /// Heap structures of deleted sub-pools, reused by the next pools created.
     spare: Vec<PoolPtr>,
 }
 
-static TABLE: SpinMutex<Table> = SpinMutex::new(Table { live: None, spare: Vec::new() });
+static TABLE: SpinMutex<Table> = SpinMutex::new(Table { live: None, names: None, spare: Vec::new() });
 
 /// The address of a pool's shared state (what its objects' headers name).
 fn inner_addr(pool: &RawPool) -> usize {
@@ -377,6 +382,8 @@ fn install(ptr: NonNull<le_mem_Pool>, name: &[u8], pool: RawPool) -> le_mem_Pool
     state.handle.store(pool.into_raw().cast_mut(), Ordering::Relaxed);
     TABLE.lock().live.get_or_insert_with(HashMap::new).insert(inner, PoolPtr(ptr));
     state.magic.store(LIVE, Ordering::Release);
+    // Findable by name only once live.
+    TABLE.lock().names.get_or_insert_with(HashMap::new).entry(name.to_vec()).or_default().push(PoolPtr(ptr));
     ptr.as_ptr()
 }
 
@@ -936,7 +943,8 @@ pub unsafe extern "C" fn le_mem_GetObjectFullSize(pool: le_mem_PoolRef_t) -> usi
 /// static pools, sub-pools and reduced pools created through this header are found under
 /// their names (truncated to 31 bytes as at creation, so the name given at creation always
 /// finds its pool); with duplicate names the earliest registered is found;
-/// `le_mem_DeleteSubPool` removes the name. Names are not component-scoped.
+/// `le_mem_DeleteSubPool` removes the name. Names are not component-scoped, and are compared
+/// byte for byte (names that are not UTF-8 included).
 ///
 /// Expected constant time (a hash lookup). Thread-safe.
 ///
@@ -950,16 +958,10 @@ pub unsafe extern "C" fn le_mem_FindPool(name: *const c_char) -> le_mem_PoolRef_
     }
     // SAFETY: the caller's guarantee.
     let query = truncate_name(unsafe { CStr::from_ptr(name) }.to_bytes());
-    let found = guard(
-        "le_mem_FindPool",
-        || String::from_utf8_lossy(query).into_owned(),
-        || RawPool::find(&String::from_utf8_lossy(query)),
-    );
-    let Some(pool) = found else { return core::ptr::null_mut() };
-    match lookup(inner_addr(&pool)) {
-        // SAFETY: structures in the table are live pools.
-        Some(PoolPtr(ptr)) if unsafe { PoolState::at(ptr) }.name() == query => ptr.as_ptr(),
-        _ => core::ptr::null_mut(),
+    let table = TABLE.lock();
+    match table.names.as_ref().and_then(|names| names.get(query)).and_then(|pools| pools.first()) {
+        Some(PoolPtr(ptr)) => ptr.as_ptr(),
+        None => core::ptr::null_mut(),
     }
 }
 
@@ -1085,8 +1087,17 @@ pub unsafe extern "C" fn le_mem_DeleteSubPool(subPool: le_mem_PoolRef_t) {
     match guard(F, || state.display_name(), || mempools_subpool::delete_sub_pool(&raw)) {
         Ok(false) => {}
         Ok(true) => {
-            state.magic.store(DEAD, Ordering::Release);
             let mut table = TABLE.lock();
+            // Unfindable before dead (`le_mem_FindPool` reads the names under this lock).
+            if let Some(names) = table.names.as_mut() {
+                if let Some(pools) = names.get_mut(state.name()) {
+                    pools.retain(|p| p.0.as_ptr() != subPool);
+                    if pools.is_empty() {
+                        names.remove(state.name());
+                    }
+                }
+            }
+            state.magic.store(DEAD, Ordering::Release);
             if let Some(live) = table.live.as_mut() {
                 live.remove(&inner);
             }
@@ -1215,6 +1226,30 @@ mod tests {
         assert_ne!(first, second);
         // SAFETY: a valid C string.
         assert_eq!(unsafe { le_mem_FindPool(c"ffi.t.dup".as_ptr()) }, first);
+    }
+
+    /// Regression (issue 8): names that are not UTF-8 and collide after a lossy conversion
+    /// (both `"ffi.t.\u{fffd}"`) each find their own pool, byte for byte.
+    #[test]
+    fn names_that_are_not_utf8_find_their_own_pool() {
+        let a = c"ffi.t.bad\xff".as_ptr();
+        let b = c"ffi.t.bad\xfe".as_ptr();
+        // SAFETY: NUL-terminated names; live pools of this library.
+        unsafe {
+            let pa = le_mem_CreatePool(a, 8);
+            let pb = le_mem_CreatePool(b, 8);
+            assert_eq!(le_mem_FindPool(a), pa);
+            assert_eq!(le_mem_FindPool(b), pb);
+            assert!(le_mem_FindPool(c"ffi.t.bad\xfd".as_ptr()).is_null());
+            assert!(le_mem_FindPool(c"ffi.t.bad\u{fffd}".as_ptr()).is_null());
+            // A sub-pool under a colliding name too, and its name goes with it.
+            le_mem_ExpandPool(pa, 1);
+            let sub = le_mem_CreateSubPool(pa, c"ffi.t.bad\xfc".as_ptr(), 1);
+            assert_eq!(le_mem_FindPool(c"ffi.t.bad\xfc".as_ptr()), sub);
+            le_mem_DeleteSubPool(sub);
+            assert!(le_mem_FindPool(c"ffi.t.bad\xfc".as_ptr()).is_null());
+            assert_eq!(le_mem_FindPool(a), pa);
+        }
     }
 
     #[test]
