@@ -110,8 +110,18 @@ fn tests() -> Result<(), String> {
     // integration tests: build it first, where they look for it.
     run(cargo().args(["build", "-p", "mempools-malloc", "--lib"]))?;
     run(cargo().args(["test", "--workspace", "--lib", "--bins", "--tests", "--examples"]))?;
-    run(cargo().args(["test", "--workspace", "--doc"]))
+    run(cargo().args(["test", "--workspace", "--doc"]))?;
+    // The run above leaves the `trace` features off (unless a dependent turns them on): their
+    // `tests/trace.rs` then check that nothing is traced. Run those again with the feature on
+    // (cheap: one test file each).
+    for krate in TRACE_CRATES {
+        run(cargo().args(["test", "-p", krate, "--features", "trace", "--test", "trace"]))?;
+    }
+    Ok(())
 }
+
+/// Packages with a `trace` feature and a `tests/trace.rs` that checks its records.
+const TRACE_CRATES: &[&str] = &["mempools-granule", "mempools-iob"];
 
 fn no_std() -> Result<(), String> {
     rustup(&["target", "add", BARE_METAL_TARGET])?;
