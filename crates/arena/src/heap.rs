@@ -22,11 +22,12 @@
 
 use alloc::string::String;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use mempools_core::sync::Mutex;
-use mempools_stats::{ArenaStats, PoolKind, PoolStats, Registration, Report};
+use mempools_stats::{ArenaMap, ArenaStats, PoolKind, PoolStats, Registration, Report};
 
 use crate::tlsf::{self, Tlsf, GRAN, WORD};
 use crate::ArenaError;
@@ -195,6 +196,16 @@ impl Report for HeapShared {
     fn report(&self) -> PoolStats {
         self.state.lock().stats(&self.name, self.kind)
     }
+
+    /// Each region's blocks in address order (see [`Heap::map`]); none once the heap is gone.
+    fn map(&self) -> Vec<ArenaMap> {
+        let st = self.state.lock();
+        if st.alive {
+            crate::map::arena_maps(&st.tlsf)
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 /// A NuttX heap over caller regions. Thread-safe (`&self` methods behind a lock). See the
@@ -324,6 +335,9 @@ impl<'a> Heap<'a> {
         if p.is_some() {
             st.note_alloc();
         }
+        drop(st);
+        #[cfg(feature = "trace")]
+        log::trace!(target: &self.shared.name, "malloc {size} -> {:?}", p.map(NonNull::as_ptr));
         p
     }
 
@@ -343,7 +357,10 @@ impl<'a> Heap<'a> {
 
     /// `size` bytes aligned to `align` (see the [module docs](self) for the rules). O(1).
     pub fn memalign(&self, align: usize, size: usize) -> Option<NonNull<u8>> {
-        self.shared.state.lock().memalign(align, size)
+        let p = self.shared.state.lock().memalign(align, size);
+        #[cfg(feature = "trace")]
+        log::trace!(target: &self.shared.name, "memalign {align} {size} -> {:?}", p.map(NonNull::as_ptr));
+        p
     }
 
     /// NuttX `realloc`: `None` allocates; size 0 shrinks `p` to the minimum chunk and returns
@@ -363,7 +380,11 @@ impl<'a> Heap<'a> {
             }
         };
         // SAFETY: validated as live (and the caller guarantees it).
-        unsafe { st.realloc(p, size) }
+        let q = unsafe { st.realloc(p, size) };
+        drop(st);
+        #[cfg(feature = "trace")]
+        log::trace!(target: &self.shared.name, "realloc {:p} {size} -> {:?}", p.as_ptr(), q.map(NonNull::as_ptr));
+        q
     }
 
     /// The usable size of the chunk at `p` (0 for a pointer detected as invalid).
@@ -403,6 +424,9 @@ impl<'a> Heap<'a> {
         };
         // SAFETY: validated live.
         unsafe { st.tlsf.free(p) };
+        drop(st);
+        #[cfg(feature = "trace")]
+        log::trace!(target: &self.shared.name, "free {:p}", p.as_ptr());
     }
 
     /// Whether `p` points into one of this heap's regions.
@@ -427,6 +451,14 @@ impl<'a> Heap<'a> {
     /// Statistics as the registry reports them.
     pub fn stats(&self) -> PoolStats {
         self.shared.report()
+    }
+
+    /// The heap's blocks in address order, one [`ArenaMap`] per region (oldest first), as the
+    /// registry reports them for `poolstat map`: each map tiles its region; a used block is
+    /// its header word (overhead) then its usable bytes (used); a free block is free; region
+    /// headers and sentinels are overhead. O(blocks), under the heap's lock.
+    pub fn map(&self) -> Vec<ArenaMap> {
+        self.shared.map()
     }
 }
 

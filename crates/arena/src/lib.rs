@@ -14,7 +14,11 @@
 //! - [`global::GlobalHeap`]: a locked heap usable as `#[global_allocator]` and as an
 //!   `allocator_api2` allocator.
 //!
-//! Every pool and heap registers in [`mempools_stats::registry()`].
+//! Every pool and heap registers in [`mempools_stats::registry()`]; heaps and area pools also
+//! report their block maps ([`mempools_stats::Report::map`], drawn by `poolstat map`).
+//!
+//! Feature `trace`: every alloc, free and realloc of a Plan 9 pool, a heap or an area pool is
+//! logged with `log::trace!` on the pool's name as the target (compiled out without it).
 //!
 //! ```
 //! use mempools_arena::heap::Heap;
@@ -40,6 +44,7 @@ pub mod global;
 pub mod heap;
 #[cfg(feature = "std")]
 pub mod mainmem;
+mod map;
 pub mod pool;
 pub mod tlsf;
 

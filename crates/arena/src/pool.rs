@@ -717,6 +717,8 @@ impl<S: Source, H: Handler> Pool<S, H> {
         self.enter(format_args!("alloc {size}"));
         let p = self.alloc_plain(size);
         self.leave(format_args!("alloc {size} -> {:?}", p.map(NonNull::as_ptr)));
+        #[cfg(feature = "trace")]
+        log::trace!(target: &self.cfg.name, "alloc {size} -> {:?}", p.map(NonNull::as_ptr));
         p
     }
 
@@ -743,6 +745,12 @@ impl<S: Source, H: Handler> Pool<S, H> {
         self.enter(format_args!("allocalign {size} align {align} offset {offset} span {span}"));
         let p = self.alloc_align_inner(size, align, offset, span);
         self.leave(format_args!("allocalign {size} -> {:?}", p.map(NonNull::as_ptr)));
+        #[cfg(feature = "trace")]
+        log::trace!(
+            target: &self.cfg.name,
+            "allocalign {size} align {align} offset {offset} span {span} -> {:?}",
+            p.map(NonNull::as_ptr)
+        );
         p
     }
 
@@ -806,6 +814,8 @@ impl<S: Source, H: Handler> Pool<S, H> {
         self.check_guard(&b, "free");
         self.release(b);
         self.leave(format_args!("free {:p}", u.as_ptr()));
+        #[cfg(feature = "trace")]
+        log::trace!(target: &self.cfg.name, "free {:p}", u.as_ptr());
     }
 
     fn release(&mut self, b: Blk) {
@@ -857,6 +867,8 @@ impl<S: Source, H: Handler> Pool<S, H> {
         self.enter(format_args!("realloc {:p} {size}", u.as_ptr()));
         let r = self.realloc_inner(u, size);
         self.leave(format_args!("realloc {:p} {size} -> {:?}", u.as_ptr(), r.map(NonNull::as_ptr)));
+        #[cfg(feature = "trace")]
+        log::trace!(target: &self.cfg.name, "realloc {:p} {size} -> {:?}", u.as_ptr(), r.map(NonNull::as_ptr));
         r
     }
 

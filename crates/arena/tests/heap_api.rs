@@ -229,3 +229,49 @@ fn fill_to_first_failure_efficiency() {
     println!("heap efficiency at first failure: {:.2}% of the region in live use", avg * 100.0);
     assert!(avg > 0.80, "efficiency {avg}");
 }
+
+#[test]
+fn heap_map_tiles_each_region_and_matches_the_figures() {
+    use mempools_stats::MapBlockKind;
+    let mut buf = vec![0u128; 256];
+    let mut more = vec![0u128; 128];
+    let first = buf.as_ptr() as usize;
+    let heap = Heap::new("t.heap.map", bytes(&mut buf)).unwrap();
+    heap.add_region(bytes(&mut more)).unwrap();
+    let a = heap.malloc(100).unwrap();
+    let b = heap.malloc(200).unwrap();
+    let c = heap.malloc(300).unwrap();
+    // SAFETY: `b` came from this heap.
+    unsafe { heap.free(Some(b)) };
+    let maps = heap.map();
+    assert_eq!(maps.len(), 2, "one map per region");
+    assert!(maps[0].start >= first && maps[0].start < first + 16, "the first region comes first: {maps:?}");
+    for map in &maps {
+        let mut offset = 0;
+        for block in &map.blocks {
+            assert_eq!(block.offset, offset, "blocks tile the region in order: {map:?}");
+            assert!(block.size > 0);
+            offset += block.size;
+        }
+        assert_eq!(offset, map.size, "{map:?}");
+    }
+    let bytes_of =
+        |kind| maps.iter().flat_map(|m| &m.blocks).filter(|b| b.kind == kind).map(|b| b.size).sum::<usize>();
+    let info = heap.mallinfo();
+    let stats = heap.stats().arena.unwrap();
+    assert_eq!(bytes_of(MapBlockKind::Free), info.fordblks);
+    assert_eq!(bytes_of(MapBlockKind::Used) + 2 * std::mem::size_of::<usize>(), stats.allocated);
+    assert_eq!(maps.iter().flat_map(|m| &m.blocks).filter(|b| b.kind == MapBlockKind::Used).count(), 2);
+    let total: usize = maps.iter().map(|m| m.size).sum();
+    assert!(total <= info.arena, "regions lie within the bytes given");
+    // The registry hands out the same map, and nothing once the heap is gone.
+    let registered = mempools_stats::registry().find("t.heap.map").unwrap();
+    assert_eq!(registered.map(), maps);
+    // SAFETY: `a` and `c` came from this heap.
+    unsafe {
+        heap.free(Some(a));
+        heap.free(Some(c));
+    }
+    drop(heap);
+    assert!(registered.map().is_empty());
+}

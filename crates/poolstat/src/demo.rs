@@ -27,15 +27,15 @@ use std::path::PathBuf;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
+use mempools_arena::Heap;
 use mempools_block::{Block, LeakReport, PoolBuilder, SyncPool};
-use mempools_core::sync::{thread, Arc, AtomicBool, Ordering};
+use mempools_core::sync::{thread, AtomicBool, Ordering};
 use mempools_iob::IobPool;
 use mempools_rc::{Pool, PoolBox, PoolRc};
-use mempools_stats::{export, registry, render_table, PoolKind, PoolStats};
+use mempools_stats::{export, render_table, PoolKind, PoolStats};
 use mempools_subpool::SubPool;
 
 use crate::cli::{emit, parse_seconds};
-use crate::payload_arena::PayloadArena;
 use crate::table::GrowthTracker;
 use crate::{svg, PoolstatError};
 
@@ -336,7 +336,7 @@ enum Topic {
 /// A message: its payload lives in the heap and goes back to it when the last reference to
 /// the message is released.
 struct Message<'h> {
-    heap: &'h PayloadArena,
+    heap: &'h Heap<'h>,
     payload: NonNull<u8>,
     len: usize,
     topic: Topic,
@@ -353,8 +353,8 @@ impl Message<'_> {
 
 impl Drop for Message<'_> {
     fn drop(&mut self) {
-        // SAFETY: the payload came from this arena and only this message frees it.
-        unsafe { self.heap.free(self.payload) };
+        // SAFETY: the payload came from this heap and only this message frees it.
+        unsafe { self.heap.free(Some(self.payload)) };
     }
 }
 
@@ -459,8 +459,9 @@ fn demo_error(what: &str) -> impl Fn(&dyn std::fmt::Display) -> String + '_ {
 fn workload(stop: &AtomicBool) -> Result<Vec<(String, LeakReport)>, PoolstatError> {
     let fail = PoolstatError::Demo;
     let iob = IobPool::new("broker.iob", 64, 256, 8).map_err(|e| fail(demo_error("broker.iob")(&e)))?;
-    let heap = Arc::new(PayloadArena::new(PAYLOAD_HEAP, 2 << 20)?);
-    let _heap_registration = registry().register(PAYLOAD_HEAP, Arc::downgrade(&heap) as _);
+    // The payload heap registers itself (figures and block map) under its name.
+    let mut region = vec![0u8; 2 << 20];
+    let heap = Heap::new(PAYLOAD_HEAP, &mut region).map_err(|e| fail(demo_error(PAYLOAD_HEAP)(&e)))?;
     let messages: Pool<Message<'_>> = Pool::new("broker.messages");
     messages.expand(64).set_force_step(32);
     let deliveries: Pool<Delivery<'_>> = Pool::new("broker.deliveries");
@@ -597,7 +598,8 @@ mod tests {
 
     #[test]
     fn payload_patterns_are_checked() {
-        let heap = PayloadArena::new("demo.test.heap", 4096).unwrap();
+        let mut region = vec![0u8; 4096];
+        let heap = Heap::new("demo.test.heap", &mut region).unwrap();
         let payload = heap.malloc(40).unwrap();
         // SAFETY: 40 writable bytes from the heap.
         fill_payload(unsafe { core::slice::from_raw_parts_mut(payload.as_ptr(), 40) }, 7);

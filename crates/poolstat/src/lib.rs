@@ -17,7 +17,6 @@
 
 pub mod cli;
 pub mod demo;
-mod payload_arena;
 pub mod svg;
 pub mod table;
 
