@@ -263,3 +263,129 @@ fn lending_races_with_allocation() {
         drain(&pool);
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Thread caches: batch pops and batch pushes racing with single pops and pushes.
+
+#[test]
+fn cache_batches_race_with_single_pops_and_pushes() {
+    model(2, || {
+        let pool = Arc::new(SyncPool::new("loom.cache", 8).unwrap());
+        pool.expand(4);
+        let held = Arc::new(AtomicU32::new(0));
+        let t1 = {
+            let (pool, held) = (pool.clone(), held.clone());
+            thread::spawn(move || {
+                // Capacity 2: refills and spills of one block would be single operations;
+                // capacity 4 makes them batches of 2.
+                let mut cache = pool.cache_with_capacity(4);
+                let a = cache.try_alloc().expect("four blocks, one taken at most"); // batch pop of 2
+                claim(&held, &a);
+                let b = cache.try_alloc().expect("the second block of the batch");
+                claim(&held, &b);
+                touch(&a, 8, 1);
+                unclaim(&held, &a);
+                unclaim(&held, &b);
+                cache.release(a);
+                cache.release(b);
+                drop(cache); // batch push of 2
+            })
+        };
+        for _ in 0..2 {
+            if let Some(x) = pool.try_alloc() {
+                claim(&held, &x);
+                touch(&x, 8, 2);
+                unclaim(&held, &x);
+                pool.release(x);
+            }
+        }
+        t1.join().unwrap();
+        let s = pool.stats();
+        assert_eq!((s.in_use, s.free, s.total), (0, 4, 4));
+        assert!(s.allocs >= 2 && s.allocs <= 4);
+        drain(&pool);
+    });
+}
+
+#[test]
+fn batch_pop_aba_is_caught_by_the_pop_count() {
+    // T1's cache reads the head (A) and walks A -> B. Meanwhile main pops A and B and pushes
+    // them back in the other order (B on A's place, then A): the top is A again, but A's link
+    // now differs. A batch pop must not hand out a block main holds or lose one.
+    model(3, || {
+        let pool = Arc::new(SyncPool::new("loom.cache.aba", 8).unwrap());
+        pool.expand(3);
+        let held = Arc::new(AtomicU32::new(0));
+        let t1 = {
+            let (pool, held) = (pool.clone(), held.clone());
+            thread::spawn(move || {
+                let mut cache = pool.cache_with_capacity(4);
+                let mut got = Vec::new();
+                while let Some(b) = cache.try_alloc() {
+                    claim(&held, &b);
+                    got.push(b);
+                    if got.len() == 2 {
+                        break;
+                    }
+                }
+                for b in got {
+                    unclaim(&held, &b);
+                    cache.release(b);
+                }
+            })
+        };
+        let a = pool.try_alloc();
+        let b = pool.try_alloc();
+        for blk in a.iter().chain(b.iter()) {
+            claim(&held, blk);
+        }
+        if let Some(b) = b {
+            unclaim(&held, &b);
+            pool.release(b);
+        }
+        if let Some(a) = a {
+            unclaim(&held, &a);
+            pool.release(a);
+        }
+        t1.join().unwrap();
+        let s = pool.stats();
+        assert_eq!((s.in_use, s.free), (0, 3));
+        drain(&pool);
+    });
+}
+
+#[test]
+fn batch_pop_races_with_expansion() {
+    // A walk that meets blocks of a growth it has not seen must not touch their slots.
+    model(2, || {
+        let pool = Arc::new(SyncPool::new("loom.cache.expand", 8).unwrap());
+        pool.expand(1);
+        let grower = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                pool.expand(2);
+            })
+        };
+        let mut cache = pool.cache_with_capacity(4);
+        let held = AtomicU32::new(0);
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            if let Some(b) = cache.try_alloc() {
+                claim(&held, &b);
+                touch(&b, 8, 3);
+                got.push(b);
+            }
+        }
+        assert!(!got.is_empty(), "the first block was there from the start");
+        let n = got.len() as u64;
+        for b in got {
+            unclaim(&held, &b);
+            cache.release(b);
+        }
+        drop(cache);
+        grower.join().unwrap();
+        let s = pool.stats();
+        assert_eq!((s.in_use, s.free, s.total, s.allocs), (0, 3, 3, n));
+        drain(&pool);
+    });
+}
