@@ -313,12 +313,16 @@ const TARGETS: &[Target] = &[
                  carries the machine's noise (interrupts, other processes).",
     },
     Target {
-        workload: "heap efficiency",
-        text: "at least 98.5 % of the region in live use at the first failure",
+        // The 98.5 % of DESIGN.md is the 8..30000 workload's; on 8..200 headers and rounding
+        // dominate tiny blocks (every allocator is near 86 %): that one is a comparison only.
+        workload: "heap efficiency at first failure, 16 MiB, sizes 8..30000",
+        text: "at least 98.5 % of the region in live use at the first failure (sizes 8..30000)",
         reference: Some("mempools-tlsf"),
         check: check_efficiency,
         all_ours: false,
-        caveat: "Requested bytes over the region's size, averaged over seeds.",
+        caveat: "Requested bytes over the region's size, averaged over seeds. The 8..200 workload has \
+                 no target (a comparison only: one-word headers and granule rounding are a large share \
+                 of blocks that small, for every allocator).",
     },
     Target {
         workload: "granule alloc+free pair",
