@@ -581,9 +581,13 @@ mod tests {
     fn large_allocations_have_no_granule_limit() {
         let mut r = region(64 * 1024);
         let mut pool = GranPool::new(bytes(&mut r), 4, 4).unwrap();
+        // 4096 granules, or 4095 when the `Vec` starts 8 bytes past a 16-byte boundary
+        // (Miri places it either way).
+        let total = pool.info().ngranules;
+        assert!(total == 4096 || total == 4095, "{total}");
         let a = pool.alloc(1000 * 16).unwrap();
         let b = pool.alloc(3000 * 16).unwrap();
-        assert_eq!(pool.info().nfree, 96);
+        assert_eq!(pool.info().nfree, total - 4000);
         pool.free(a, 1000 * 16).unwrap();
         assert_eq!(pool.info().mxfree, 1000);
         pool.free(b, 3000 * 16).unwrap();
