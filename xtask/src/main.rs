@@ -3,18 +3,21 @@
 //! | command | what it runs |
 //! | --- | --- |
 //! | `test` | the whole test suite: unit, integration, doc and C tests, no_std builds, loom models, Miri |
-//! | `ci` | `fmt --check`, clippy with warnings denied, then everything `test` runs; prints stage times |
+//! | `ci` | `fmt --check`, clippy with warnings denied, then everything `test` runs, then the fuzz smoke; prints stage times |
 //! | `miri` | Miri (strict provenance) over every crate with unsafe code |
+//! | `asan` | the allocator crates' tests under AddressSanitizer (nightly), the block pool's also in `passthrough` mode |
+//! | `valgrind` | the block pool's tests, built with `passthrough`, under valgrind's memcheck (leaks included) |
 //! | `loom` | the loom models |
 //! | `no-std` | the `no_std` crates for `thumbv7em-none-eabihf` without default features |
 //! | `fuzz-smoke [--seconds N] [TARGET...]` | every fuzz target for N seconds (default 20) from its seeds; fails on a crash |
 //! | `bench-report [--quick]` | every benchmark, then `benches/README.md` and `target/bench-report.json` |
 //!
 //! Each stage installs what it needs through rustup (components, targets) first, so a fresh
-//! machine with Rust installed needs nothing else.
+//! machine with Rust installed needs nothing else but valgrind (which `.ci/run` installs).
 
 mod bench_report;
 mod fuzz;
+mod sanitize;
 
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -210,6 +213,8 @@ fn main() -> ExitCode {
             stages.run("fuzz smoke", || fuzz::fuzz_smoke(&["--seconds".to_string(), "10".to_string()]))
         })(),
         "miri" => stages.run("miri", miri),
+        "asan" => stages.run("asan", sanitize::asan),
+        "valgrind" => stages.run("valgrind", sanitize::valgrind),
         "loom" => stages.run("loom models", loom),
         "no-std" => stages.run("no_std builds", no_std),
         "fuzz-smoke" => {
@@ -221,7 +226,7 @@ fn main() -> ExitCode {
             stages.run("bench report", || bench_report::bench_report(&rest))
         }
         _ => {
-            eprintln!("usage: cargo xtask <test | ci | miri | loom | no-std | fuzz-smoke [--seconds N] | bench-report [--quick]>");
+            eprintln!("usage: cargo xtask <test | ci | miri | asan | valgrind | loom | no-std | fuzz-smoke [--seconds N] | bench-report [--quick]>");
             return ExitCode::from(2);
         }
     };

@@ -70,3 +70,39 @@ pub(crate) unsafe fn free(p: NonNull<u8>) {
     // SAFETY: forwarded contract; the heap ignores the layout.
     unsafe { HEAP.dealloc(p.as_ptr(), Layout::new::<u8>()) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serves_aligned_blocks_from_its_static_region() {
+        let p = alloc(100, 16);
+        let a = alloc(10, 4096);
+        assert!(!p.is_null() && !a.is_null());
+        assert!(owns(p) && owns(a));
+        assert_eq!(p as usize % 16, 0);
+        assert_eq!(a as usize % 4096, 0);
+        let local = 0u64;
+        assert!(!owns(ptr::addr_of!(local).cast()));
+        // SAFETY: both are live bootstrap blocks, written within their sizes, freed once.
+        unsafe {
+            let p = NonNull::new_unchecked(p);
+            assert!(usable_size(p) >= 100);
+            p.as_ptr().write_bytes(3, 100);
+            free(p);
+            free(NonNull::new_unchecked(a));
+        }
+    }
+
+    #[test]
+    fn bad_requests_get_null() {
+        assert!(alloc(LEN * 2, 16).is_null(), "larger than the arena");
+        assert!(alloc(usize::MAX, 16).is_null(), "not a layout");
+        assert!(alloc(8, 24).is_null(), "alignment not a power of two");
+        let z = alloc(0, 1);
+        assert!(!z.is_null(), "zero bytes still get a block");
+        // SAFETY: a live bootstrap block, freed once.
+        unsafe { free(NonNull::new_unchecked(z)) };
+    }
+}

@@ -65,6 +65,17 @@ pub(crate) fn set_errno(e: libc::c_int) {
 /// glibc's `M_CHECK_ACTION` bits: 1 prints a message, 2 aborts. Default 3.
 pub(crate) static CHECK_ACTION: AtomicI32 = AtomicI32::new(3);
 
+/// The line [`report`] prints (newline included).
+pub(crate) fn message(func: &str, what: &str, ptr: usize, detail: Option<(&str, usize)>) -> StackBuf<256> {
+    let mut b = StackBuf::<256>::new();
+    let _ = write!(b, "mempools-malloc: {func}(): {what} {ptr:#x}");
+    if let Some((label, v)) = detail {
+        let _ = write!(b, " ({label} {v})");
+    }
+    let _ = b.write_str("\n");
+    b
+}
+
 /// Reports heap misuse detected in `func` about `ptr` according to `M_CHECK_ACTION`
 /// (message to stderr, then abort), e.g.
 /// `mempools-malloc: free(): double free of 0x5555deadbee0`.
@@ -72,16 +83,64 @@ pub(crate) static CHECK_ACTION: AtomicI32 = AtomicI32::new(3);
 pub(crate) fn report(func: &str, what: &str, ptr: usize, detail: Option<(&str, usize)>) {
     let action = CHECK_ACTION.load(Ordering::Relaxed);
     if action & 1 != 0 {
-        let mut b = StackBuf::<256>::new();
-        let _ = write!(b, "mempools-malloc: {func}(): {what} {ptr:#x}");
-        if let Some((label, v)) = detail {
-            let _ = write!(b, " ({label} {v})");
-        }
-        let _ = b.write_str("\n");
-        b.write_to(2);
+        message(func, what, ptr, detail).write_to(2);
     }
     if action & 2 != 0 {
         // SAFETY: abort never returns and takes no arguments.
         unsafe { libc::abort() };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stack_buffer_truncates_silently() {
+        let mut b = StackBuf::<8>::new();
+        assert!(b.as_bytes().is_empty());
+        write!(b, "abc").unwrap();
+        assert_eq!(b.as_bytes(), b"abc");
+        // Formatting past the end neither fails nor overruns: the excess is dropped.
+        write!(b, "{}", 123_456_789).unwrap();
+        assert_eq!(b.as_bytes(), b"abc12345");
+        b.write_str("more").unwrap();
+        assert_eq!(b.as_bytes(), b"abc12345");
+    }
+
+    #[test]
+    fn messages_name_the_call_the_fault_and_the_pointer() {
+        let m = message("free", "double free", 0x1230, None);
+        assert_eq!(m.as_bytes(), b"mempools-malloc: free(): double free 0x1230\n");
+        let m = message(
+            "realloc",
+            "memory written past the end of the block",
+            0x40,
+            Some(("first overwritten byte at offset", 17)),
+        );
+        assert_eq!(
+            core::str::from_utf8(m.as_bytes()).unwrap(),
+            "mempools-malloc: realloc(): memory written past the end of the block 0x40 \
+             (first overwritten byte at offset 17)\n"
+        );
+        // A message longer than the buffer is cut, not lost: its start is kept.
+        let long = "x".repeat(400);
+        let m = message("free", &long, 1, None);
+        assert_eq!(m.as_bytes().len(), 256);
+        assert!(m.as_bytes().starts_with(b"mempools-malloc: free(): xxx"));
+    }
+
+    #[test]
+    fn errno_is_this_threads() {
+        set_errno(libc::ENOMEM);
+        assert_eq!(errno(), libc::ENOMEM);
+        std::thread::spawn(|| {
+            set_errno(libc::EINVAL);
+            assert_eq!(errno(), libc::EINVAL);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(errno(), libc::ENOMEM);
+        set_errno(0);
     }
 }

@@ -33,6 +33,8 @@
 mod boot;
 mod check;
 mod diag;
+#[cfg(test)]
+mod tests;
 mod trace;
 
 use core::cell::Cell;
@@ -99,7 +101,11 @@ fn env_number(name: &core::ffi::CStr) -> Option<usize> {
         return None;
     }
     // SAFETY: a NUL-terminated environment string.
-    let s = unsafe { core::ffi::CStr::from_ptr(v) }.to_bytes();
+    parse_decimal(unsafe { core::ffi::CStr::from_ptr(v) }.to_bytes())
+}
+
+/// A non-empty string of ASCII digits as a number; `None` for anything else or on overflow.
+fn parse_decimal(s: &[u8]) -> Option<usize> {
     let mut n: usize = 0;
     for &c in s {
         if !c.is_ascii_digit() {
@@ -110,17 +116,20 @@ fn env_number(name: &core::ffi::CStr) -> Option<usize> {
     (!s.is_empty()).then_some(n)
 }
 
+#[cfg_attr(miri, allow(dead_code))]
 extern "C" fn fork_prepare() {
     // SAFETY: paired with the parent and child handlers below; no thread calls fork from
     // inside the allocator.
     unsafe { MAINMEM.before_fork() }
 }
 
+#[cfg_attr(miri, allow(dead_code))]
 extern "C" fn fork_parent() {
     // SAFETY: the prepare handler took the lock on this thread.
     unsafe { MAINMEM.after_fork_parent() }
 }
 
+#[cfg_attr(miri, allow(dead_code))]
 extern "C" fn fork_child() {
     // SAFETY: in the child only this thread exists.
     unsafe { MAINMEM.after_fork_child() }
@@ -149,9 +158,13 @@ fn init() -> bool {
         MAINMEM.set_mmap_threshold(v);
     }
     trace::init();
+    // Miri has neither `fork` nor `pthread_atfork`: its runs (the unit tests) have no handlers.
+    #[cfg(not(miri))]
     // SAFETY: the handlers are `extern "C"` functions that never unwind. Registration may
     // allocate: those calls see INITIALISING and use the bootstrap arena.
-    unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+    unsafe {
+        libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child))
+    };
     STATE.store(READY, Ordering::Release);
     true
 }

@@ -56,11 +56,37 @@ pub(crate) fn line(caller: usize, op: char, addr: usize, size: Option<usize>) {
     if fd < 0 {
         return;
     }
+    format_line(caller, op, addr, size).write_to(fd);
+}
+
+/// One line of the log, newline included.
+fn format_line(caller: usize, op: char, addr: usize, size: Option<usize>) -> StackBuf<96> {
     let mut b = StackBuf::<96>::new();
     let _ = write!(b, "@ [{caller:#x}] {op} {addr:#x}");
     if let Some(s) = size {
         let _ = write!(b, " {s:#x}");
     }
     let _ = b.write_str("\n");
-    b.write_to(fd);
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_have_glibcs_mtrace_format() {
+        let l = format_line(0x55d0_c0a0_1189, '+', 0x55d0_c1e4_c2a0, Some(100));
+        assert_eq!(l.as_bytes(), b"@ [0x55d0c0a01189] + 0x55d0c1e4c2a0 0x64\n");
+        let l = format_line(0x10, '-', 0x20, None);
+        assert_eq!(l.as_bytes(), b"@ [0x10] - 0x20\n");
+    }
+
+    #[test]
+    fn the_longest_line_fits() {
+        let l = format_line(usize::MAX, '>', usize::MAX, Some(usize::MAX));
+        let text = core::str::from_utf8(l.as_bytes()).unwrap();
+        assert!(text.ends_with(" 0xffffffffffffffff\n"), "{text}");
+        assert_eq!(text.split_whitespace().count(), 5);
+    }
 }

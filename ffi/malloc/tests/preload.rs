@@ -6,6 +6,11 @@
 //!
 //! Everything is built from this repository: the library (by cargo, as this package's
 //! library), the C programs (compiled here with `cc`), the inputs (written here).
+//!
+//! Not under Miri: every test here runs other processes (`cc`, python3, git, sort, the C
+//! programs) with the library preloaded, which Miri's interpreter cannot do. The library's
+//! own logic runs under Miri in its unit tests (`src/tests.rs` and the modules' tests).
+#![cfg(not(miri))]
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
