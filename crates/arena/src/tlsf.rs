@@ -354,8 +354,9 @@ impl Tlsf {
     unsafe fn insert(&mut self, b: *mut u8, size: usize) {
         let (fl, sl) = mapping(size);
         debug_assert!(fl < FLLEN && sl < SLLEN);
-        // SAFETY: a block size is at most MAX_BLOCK, whose class is in range (tested), so
-        // `(fl, sl)` indexes the tables; `b` and `head` (when non-null) are free blocks of
+        // SAFETY: every `usize` maps to a class in range (`fl <= usize::BITS - SL_LOG2 -
+        // GRAN_LOG2 = FLLEN - 1`, `sl` masked below SLLEN; tested), so `(fl, sl)` indexes the
+        // tables even for a corrupt size; `b` and `head` (when non-null) are free blocks of
         // live regions.
         unsafe {
             let slot = self.heads.get_unchecked_mut(fl).get_unchecked_mut(sl);
@@ -1062,6 +1063,11 @@ mod tests {
             s += if s < 4096 { GRAN } else { (s / 7) & SIZE_MASK };
         }
         assert!(mapping(MAX_BLOCK).0 < FLLEN);
+        // Every size, even a corrupt one, indexes the tables (the list code relies on it).
+        for s in [0, 1, SMALL - 1, SMALL, usize::MAX / 2, usize::MAX - 1, usize::MAX] {
+            let (fl, sl) = mapping(s);
+            assert!(fl < FLLEN && sl < SLLEN, "{s}");
+        }
     }
 
     #[test]
