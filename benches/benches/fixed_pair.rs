@@ -1,7 +1,7 @@
 //! Fixed-size alloc+free pair, one thread, objects of 32, 64 and 256 bytes: our block pools
-//! (`LocalPool`, `SyncPool`) and refcounted objects (`PoolBox`, `RawPool`) against the bare
-//! intrusive free list (the floor), glibc and mimalloc (through `GlobalAlloc`), and the object
-//! pools and slabs of the ecosystem.
+//! (`LocalPool`, `SyncPool`, `SyncPool` through a `ThreadCache`) and refcounted objects
+//! (`PoolBox`, `RawPool`) against the bare intrusive free list (the floor), glibc and mimalloc
+//! (through `GlobalAlloc`), and the object pools and slabs of the ecosystem.
 //!
 //! Targets (DESIGN.md "Performance"): `LocalPool` within 1.5x of the bare free list;
 //! `SyncPool`, uncontended, faster than mimalloc.

@@ -128,6 +128,39 @@ impl Contender for Sync {
     }
 }
 
+/// `mempools_block::SyncPool` through a `ThreadCache` (the per-thread magazine of 32 blocks in
+/// front of the shared stack), uncontended. The pool is leaked so that the cache, which borrows
+/// it, can live in the contender.
+pub struct SyncCached(UnsafeCell<mempools_block::ThreadCache<'static>>);
+impl SyncCached {
+    pub fn new<const W: usize>() -> Self {
+        let pool = mempools_block::SyncPool::new(format!("bench.fixed.sync.cached.{W}"), 8 * W).unwrap();
+        pool.expand(CAPACITY);
+        let pool: &'static mempools_block::SyncPool = Box::leak(Box::new(pool));
+        Self(UnsafeCell::new(pool.cache()))
+    }
+    #[allow(clippy::mut_from_ref)]
+    fn cache(&self) -> &mut mempools_block::ThreadCache<'static> {
+        // SAFETY: single-threaded (`SyncCached` is not `Sync`), and no reference returned here
+        // outlives the `alloc`/`free` call that took it, so none aliases another.
+        unsafe { &mut *self.0.get() }
+    }
+}
+impl Contender for SyncCached {
+    type Handle<'a> = mempools_block::Block;
+    fn name(&self) -> &'static str {
+        "mempools SyncPool + ThreadCache"
+    }
+    #[inline]
+    fn alloc(&self) -> mempools_block::Block {
+        self.cache().try_alloc().expect("pool sized for the workload")
+    }
+    #[inline]
+    fn free(&self, h: mempools_block::Block) {
+        self.cache().release(h)
+    }
+}
+
 /// `mempools_rc::Pool<T>` giving `PoolBox<T>`: the typed, refcounting layer (unique box, no
 /// atomic count), the object's header included.
 pub struct RcBox<const W: usize>(pub mempools_rc::Pool<[u64; W]>);
@@ -407,6 +440,7 @@ macro_rules! for_each_contender {
         use crate::fixed_common as f;
         $bench($g, &f::Local::new::<$w>() $(, $arg)*);
         $bench($g, &f::Sync::new::<$w>() $(, $arg)*);
+        $bench($g, &f::SyncCached::new::<$w>() $(, $arg)*);
         $bench($g, &f::RcBox::<$w>::new() $(, $arg)*);
         $bench($g, &f::RcRaw::new::<$w>() $(, $arg)*);
         $bench($g, &f::Bare::new::<$w>() $(, $arg)*);
