@@ -527,7 +527,8 @@ size_t le_mem_GetObjectFullSize(le_mem_PoolRef_t pool);
  * static pools, sub-pools and reduced pools created through this header are found under
  * their names (truncated to 31 bytes as at creation, so the name given at creation always
  * finds its pool); with duplicate names the earliest registered is found;
- * `le_mem_DeleteSubPool` removes the name. Names are not component-scoped.
+ * `le_mem_DeleteSubPool` removes the name. Names are not component-scoped, and are compared
+ * byte for byte (names that are not UTF-8 included).
  *
  * Expected constant time (a hash lookup). Thread-safe.
  *

@@ -53,7 +53,9 @@ pub struct pginfo_s {
     pub mxfree: size_t,
 }
 
-/// The pool behind a `GRAN_HANDLE`.
+/// The pool behind a `GRAN_HANDLE`. `repr(C)`: `magic` must be the first field, where
+/// [`gran_of`] reads it before trusting the handle.
+#[repr(C)]
 struct Gran {
     magic: usize,
     pool: SyncGranPool<'static>,
@@ -339,6 +341,11 @@ pub extern "C" fn mm_pgfree(paddr: usize, npages: c_uint) {
             log::error!(target: "pages", "mm_pgfree: address 0; ignored");
             return;
         };
+        // The pool refuses 0 pages before it looks at the range, without a log line.
+        if npages == 0 {
+            log::error!(target: "pages", "mm_pgfree: 0 pages at {paddr:#x}; ignored");
+            return;
+        }
         // The pool logs a refused free itself.
         let _ = p.free_pages(p.granules().base().with_addr(addr), npages as usize);
     })
@@ -375,6 +382,21 @@ mod tests {
         // SAFETY: a live handle (or NULL) and a local to write.
         unsafe { gran_info(handle, &mut info) };
         info
+    }
+
+    /// Regression (found by the `ffi_gran` fuzz target): the magic is read from the handle's
+    /// first word, so a bogus handle only needs one readable word.
+    #[test]
+    fn a_bogus_handle_is_refused_reading_one_word() {
+        assert_eq!(core::mem::offset_of!(Gran, magic), 0);
+        let bogus = Box::new(0usize);
+        let h: GRAN_HANDLE = (&*bogus as *const usize).cast_mut().cast();
+        // SAFETY: one readable word without the magic: refused.
+        unsafe {
+            assert!(gran_alloc(h, 16).is_null());
+            assert_eq!(gran_reserve(h, 0x1000, 16), -libc::EINVAL);
+        }
+        assert_eq!(info(h), graninfo_s::default());
     }
 
     #[test]

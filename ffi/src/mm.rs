@@ -23,6 +23,14 @@ const DEAD: usize = 0xdead_6865_6170_u64 as usize;
 /// any time (one lock per heap); `mm_uninitialize` must not race with other calls on the same
 /// heap. Independent heaps never contend.
 pub struct mm_heap_s {
+    _opaque: [u8; 0],
+}
+
+/// What a `struct mm_heap_s *` points to. `repr(C)`: `magic` is the first field, where
+/// [`heap_of`] reads it before trusting the pointer (one readable word is all it needs; a
+/// Rust layout could put it after the heap).
+#[repr(C)]
+struct Handle {
     magic: usize,
     heap: Heap<'static>,
 }
@@ -78,15 +86,16 @@ unsafe fn heap_of<'a>(heap: *mut mm_heap_s, function: &str) -> Option<&'a Heap<'
         log::error!("{function}: NULL heap; ignored");
         return None;
     }
-    // SAFETY: readable (caller's contract); the magic is the struct's first field's value.
-    let magic = unsafe { core::ptr::addr_of!((*heap).magic).read() };
+    let handle = heap.cast::<Handle>();
+    // SAFETY: a readable word (caller's contract): the magic is the handle's first field.
+    let magic = unsafe { core::ptr::addr_of!((*handle).magic).read() };
     if magic != MAGIC {
         crate::logger::ensure();
         log::error!("{function}: {heap:p} is not a live heap (magic {magic:#x}); ignored");
         return None;
     }
     // SAFETY: a live handle made by `mm_initialize`.
-    Some(unsafe { &(*heap).heap })
+    Some(unsafe { &(*handle).heap })
 }
 
 fn out(p: Option<NonNull<u8>>) -> *mut c_void {
@@ -126,7 +135,7 @@ pub unsafe extern "C" fn mm_initialize(
         || unsafe { Heap::from_raw(&name, start, heap_size) },
     );
     match made {
-        Ok(heap) => Box::into_raw(Box::new(mm_heap_s { magic: MAGIC, heap })),
+        Ok(heap) => Box::into_raw(Box::new(Handle { magic: MAGIC, heap })).cast::<mm_heap_s>(),
         Err(e) => {
             log::error!(target: &name, "mm_initialize: {e}");
             core::ptr::null_mut()
@@ -150,8 +159,9 @@ pub unsafe extern "C" fn mm_uninitialize(heap: *mut mm_heap_s) {
     }
     // SAFETY: a live handle from `Box::into_raw`; marking it dead first catches most repeats.
     unsafe {
-        (*heap).magic = DEAD;
-        drop(Box::from_raw(heap));
+        let handle = heap.cast::<Handle>();
+        (*handle).magic = DEAD;
+        drop(Box::from_raw(handle));
     }
 }
 
@@ -294,6 +304,47 @@ pub unsafe extern "C" fn mm_mallinfo(heap: *mut mm_heap_s) -> mm_mallinfo_s {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (found by the `ffi_mm` fuzz target): the magic is read from the handle's
+    /// first word, so a bogus handle only needs one readable word (it was read past the end
+    /// of a small bogus handle while the Rust layout put the magic after the heap).
+    #[test]
+    fn a_bogus_heap_is_refused_reading_one_word() {
+        assert_eq!(core::mem::offset_of!(Handle, magic), 0);
+        let bogus = Box::new(0usize);
+        let h = (&*bogus as *const usize).cast_mut().cast::<mm_heap_s>();
+        // SAFETY: one readable word without the magic: refused.
+        unsafe {
+            assert!(mm_malloc(h, 16).is_null());
+            assert_eq!(mm_mallinfo(h), mm_mallinfo_s::default());
+        }
+    }
+
+    /// Regression (found by the `ffi_mm` and `ffi_area_malloc` fuzz targets): freeing a
+    /// chunk that was merged into its free predecessor left its header saying "allocated", so
+    /// a second `mm_free` of it was accepted and corrupted the heap.
+    #[test]
+    fn a_double_free_after_merging_with_the_previous_chunk_is_refused() {
+        let mut region = vec![0u128; 256];
+        // SAFETY: the region outlives the heap; every pointer is this heap's.
+        unsafe {
+            let h = mm_initialize(c"ffi.mm.double".as_ptr(), region.as_mut_ptr().cast(), 4096);
+            let a = mm_malloc(h, 40);
+            let b = mm_malloc(h, 40);
+            let c = mm_malloc(h, 40);
+            mm_free(h, a);
+            mm_free(h, b); // merged into `a`'s free chunk
+            let before = mm_mallinfo(h);
+            mm_free(h, b);
+            assert_eq!(mm_malloc_size(h, b), 0, "a freed chunk has no size");
+            assert!(mm_realloc(h, b, 8).is_null(), "a freed chunk cannot be reallocated");
+            assert_eq!(mm_mallinfo(h), before, "the double free changed the heap");
+            assert_eq!(before.aordblks, 1);
+            mm_free(h, c);
+            assert_eq!(mm_mallinfo(h).aordblks, 0);
+            mm_uninitialize(h);
+        }
+    }
 
     use proptest::prelude::*;
 

@@ -8,6 +8,7 @@
 //! holds exactly that byte. Statistics are compared with the model's counts after each step.
 
 pub mod block;
+pub mod ffi;
 
 use std::collections::BTreeMap;
 

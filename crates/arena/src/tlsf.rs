@@ -783,6 +783,10 @@ impl Tlsf {
                 let prev = b.sub(WORD).cast::<*mut u8>().read();
                 let psize = hdr(prev) & SIZE_MASK;
                 self.unlink(prev, psize);
+                // Our header now lies inside the merged free block: mark it free, so that
+                // freeing `p` again is still seen as a double free (`peek`) instead of
+                // freeing a block that no longer exists.
+                set_hdr(b, h | FREE);
                 b = prev;
                 size += psize;
             }

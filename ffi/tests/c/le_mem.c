@@ -490,6 +490,15 @@ static void test_names(void)
     CHECK(le_mem_GetName(sub, buf, sizeof buf) == LE_OK && strcmp(buf, "names.sub") == 0);
     le_mem_DeleteSubPool(sub);
     CHECK(le_mem_FindPool("names.sub") == NULL);
+
+    /* Names that are not UTF-8 are matched byte for byte (issue 8: two such names that a
+       lossy conversion makes equal used to find no pool). */
+    le_mem_PoolRef_t bad1 = le_mem_CreatePool("names.bad\xff", 8);
+    le_mem_PoolRef_t bad2 = le_mem_CreatePool("names.bad\xfe", 8);
+    CHECK(bad1 != bad2);
+    CHECK(le_mem_FindPool("names.bad\xff") == bad1);
+    CHECK(le_mem_FindPool("names.bad\xfe") == bad2);
+    CHECK(le_mem_FindPool("names.bad\xfd") == NULL);
 }
 
 /* ---- Destructors that call le_mem_*. ---- */
