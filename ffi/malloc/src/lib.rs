@@ -352,6 +352,10 @@ fn page() -> usize {
 
 // --- the exported symbols -------------------------------------------------------------------
 
+// Under Miri the symbols are not exported (plain Rust functions of the same names): Miri
+// refuses a program that defines `malloc` & co. beside its own shims, which the standard
+// library's allocator calls. The unit tests call them by path either way.
+
 // On x86_64 the four traced entry points are naked trampolines that pass their return
 // address (the caller, for MALLOC_TRACE) as one more argument and jump to the
 // implementation, which then returns straight to the program.
@@ -364,7 +368,7 @@ fn page() -> usize {
 ///   `free`/`realloc`.
 #[cfg(target_arch = "x86_64")]
 #[unsafe(naked)]
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
     core::arch::naked_asm!("mov rsi, [rsp]", "jmp {}", sym malloc_impl)
 }
@@ -380,7 +384,7 @@ extern "C" fn malloc_impl(size: size_t, caller: usize) -> *mut c_void {
 /// - `p` is NULL or a live block of this allocator.
 #[cfg(target_arch = "x86_64")]
 #[unsafe(naked)]
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn free(p: *mut c_void) {
     core::arch::naked_asm!("mov rsi, [rsp]", "jmp {}", sym free_impl)
 }
@@ -399,7 +403,7 @@ unsafe extern "C" fn free_impl(p: *mut c_void, caller: usize) {
 /// - As for `malloc`.
 #[cfg(target_arch = "x86_64")]
 #[unsafe(naked)]
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
     core::arch::naked_asm!("mov rdx, [rsp]", "jmp {}", sym calloc_impl)
 }
@@ -415,7 +419,7 @@ extern "C" fn calloc_impl(n: size_t, size: size_t, caller: usize) -> *mut c_void
 /// - `p` is NULL or a live block of this allocator; after success only the result is used.
 #[cfg(target_arch = "x86_64")]
 #[unsafe(naked)]
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: size_t) -> *mut c_void {
     core::arch::naked_asm!("mov rdx, [rsp]", "jmp {}", sym realloc_impl)
 }
@@ -432,7 +436,7 @@ unsafe extern "C" fn realloc_impl(p: *mut c_void, size: size_t, caller: usize) -
 /// # Safety
 /// - As there.
 #[cfg(not(target_arch = "x86_64"))]
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
     malloc_impl(size, 0)
 }
@@ -442,7 +446,7 @@ pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
 /// # Safety
 /// - `p` is NULL or a live block of this allocator.
 #[cfg(not(target_arch = "x86_64"))]
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn free(p: *mut c_void) {
     // SAFETY: forwarded contract.
     unsafe { free_impl(p, 0) }
@@ -453,7 +457,7 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 /// # Safety
 /// - As for `malloc`.
 #[cfg(not(target_arch = "x86_64"))]
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
     calloc_impl(n, size, 0)
 }
@@ -463,7 +467,7 @@ pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
 /// # Safety
 /// - `p` is NULL or a live block of this allocator.
 #[cfg(not(target_arch = "x86_64"))]
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: size_t) -> *mut c_void {
     // SAFETY: forwarded contract.
     unsafe { realloc_impl(p, size, 0) }
@@ -474,7 +478,7 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: size_t) -> *mut c_void {
 ///
 /// # Safety
 /// - As for `realloc`.
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: size_t, size: size_t) -> *mut c_void {
     match n.checked_mul(size) {
         // SAFETY: forwarded contract.
@@ -491,7 +495,7 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: size_t, size: size_t) -
 ///
 /// # Safety
 /// - As for `malloc`.
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn memalign(align: size_t, size: size_t) -> *mut c_void {
     let a = align.max(1).checked_next_power_of_two().unwrap_or(0);
     aligned_or_errno(do_aligned(a, size, 0))
@@ -501,7 +505,7 @@ pub unsafe extern "C" fn memalign(align: size_t, size: size_t) -> *mut c_void {
 ///
 /// # Safety
 /// - As for `malloc`.
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn aligned_alloc(align: size_t, size: size_t) -> *mut c_void {
     aligned_or_errno(do_aligned(align, size, 0))
 }
@@ -512,7 +516,7 @@ pub unsafe extern "C" fn aligned_alloc(align: size_t, size: size_t) -> *mut c_vo
 ///
 /// # Safety
 /// - `out` is valid for a pointer write.
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: size_t, size: size_t) -> c_int {
     if !align.is_multiple_of(core::mem::size_of::<*mut c_void>()) || !align.is_power_of_two() {
         return libc::EINVAL;
@@ -535,7 +539,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: size_t, si
 ///
 /// # Safety
 /// - As for `malloc`.
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn valloc(size: size_t) -> *mut c_void {
     aligned_or_errno(do_aligned(page(), size, 0))
 }
@@ -544,7 +548,7 @@ pub unsafe extern "C" fn valloc(size: size_t) -> *mut c_void {
 ///
 /// # Safety
 /// - As for `malloc`.
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn pvalloc(size: size_t) -> *mut c_void {
     let pg = page();
     match size.max(1).checked_add(pg - 1) {
@@ -561,7 +565,7 @@ pub unsafe extern "C" fn pvalloc(size: size_t) -> *mut c_void {
 ///
 /// # Safety
 /// - `p` is NULL or a live block of this allocator.
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> size_t {
     let Some(p) = NonNull::new(p.cast::<u8>()) else { return 0 };
     // SAFETY: the caller's contract (verified under MALLOC_CHECK_).
@@ -599,7 +603,7 @@ pub const M_ARENA_MAX: c_int = -8;
 ///
 /// # Safety
 /// - Callable from C at any time.
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn mallopt(param: c_int, value: c_int) -> c_int {
     if STATE.load(Ordering::Acquire) != READY {
         init();
@@ -644,7 +648,7 @@ pub struct mallinfo2 {
 ///
 /// # Safety
 /// - Callable from C at any time.
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn mallinfo2() -> mallinfo2 {
     let i = MAINMEM.info();
     mallinfo2 {
@@ -691,7 +695,7 @@ pub struct mallinfo {
 ///
 /// # Safety
 /// - Callable from C at any time.
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn mallinfo() -> mallinfo {
     // SAFETY: no precondition.
     let m = unsafe { mallinfo2() };
@@ -715,7 +719,7 @@ pub unsafe extern "C" fn mallinfo() -> mallinfo {
 ///
 /// # Safety
 /// - Callable from C at any time.
-#[no_mangle]
+#[cfg_attr(not(miri), no_mangle)]
 pub unsafe extern "C" fn malloc_trim(pad: size_t) -> c_int {
     mainmem::flush_thread_cache();
     c_int::from(MAINMEM.trim(pad))

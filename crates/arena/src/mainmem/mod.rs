@@ -33,6 +33,24 @@
 //! }
 //! ```
 //!
+//! # Under Miri
+//!
+//! Miri has no `sbrk`, `mmap`, `mincore`, `fork` or `pthread_atfork`. Under `cfg(miri)`
+//! [`MAINMEM`] runs on an emulated break over an 8 MiB static region and the mapping functions
+//! report failure (large requests fall back to the break). What Miri checks: the arena, the
+//! thread caches and the depot, trimming, `classify`, `realloc` (this module's unit tests,
+//! `tests/mainmem_model.rs` over a caller's region), and the whole C malloc family's logic
+//! over [`MAINMEM`] (`ffi/malloc`'s unit tests: `MALLOC_CHECK_` trailers, the bootstrap arena,
+//! errno, `mallopt`). What only runs natively, and why:
+//!
+//! - mapped blocks (`large_requests_get_their_own_mapping`) and the real break, including a
+//!   break moved by other code: no `mmap`/`sbrk` in Miri;
+//! - `mainmem` as the test binary's `#[global_allocator]` (`tests/mainmem_global.rs`, not
+//!   built under Miri): the allocator writes its free-list links into blocks that a `Box`
+//!   being dropped still holds as a protected argument, which Miri's borrow models flag;
+//! - the fork handlers and preloading into real programs (`ffi/malloc/tests/preload.rs`):
+//!   processes, which Miri cannot start.
+//!
 //! # Block layout
 //!
 //! Arena blocks are the core's (one header word before the payload). A mapped block has a
