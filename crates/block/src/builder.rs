@@ -5,6 +5,7 @@ use core::alloc::Layout;
 use core::mem::align_of;
 
 use mempools_core::source::{Source, SystemSource};
+use mempools_stats::Registry;
 
 use crate::debug::DebugOptions;
 use crate::geometry::Geometry;
@@ -27,7 +28,7 @@ use crate::{BlockError, LocalPool, SyncPool};
 /// assert_eq!(pool.force_step(), 8);
 /// # Ok::<(), mempools_block::BlockError>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "a builder does nothing until `build_local` or `build_sync`"]
 pub struct PoolBuilder<S = SystemSource> {
     name: String,
@@ -36,6 +37,21 @@ pub struct PoolBuilder<S = SystemSource> {
     source: S,
     options: DebugOptions,
     force_step: usize,
+    registry: &'static Registry,
+}
+
+impl<S: core::fmt::Debug> core::fmt::Debug for PoolBuilder<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("name", &self.name)
+            .field("size", &self.size)
+            .field("align", &self.align)
+            .field("source", &self.source)
+            .field("options", &self.options)
+            .field("force_step", &self.force_step)
+            .field("process_registry", &core::ptr::eq(self.registry, mempools_stats::registry()))
+            .finish()
+    }
 }
 
 impl PoolBuilder<SystemSource> {
@@ -49,6 +65,7 @@ impl PoolBuilder<SystemSource> {
             source: SystemSource,
             options: DebugOptions::default(),
             force_step: 1,
+            registry: mempools_stats::registry(),
         }
     }
 
@@ -75,6 +92,7 @@ impl<S> PoolBuilder<S> {
             source,
             options: self.options,
             force_step: self.force_step,
+            registry: self.registry,
         }
     }
 
@@ -114,6 +132,26 @@ impl<S> PoolBuilder<S> {
         self
     }
 
+    /// The registry a [`SyncPool`] registers in (default: the process's,
+    /// [`mempools_stats::registry`]). A layer that registers the pool itself, under the same
+    /// name, passes a registry of its own so that the pool is listed once (`mempools-rc` does:
+    /// its pools report reference-counted objects, sub-pools and reduced pools). A
+    /// [`LocalPool`] always registers in the process's registry.
+    ///
+    /// ```
+    /// use mempools_block::PoolBuilder;
+    /// static PRIVATE: mempools_stats::Registry = mempools_stats::Registry::new();
+    /// let pool = PoolBuilder::new("doc.builder.registry", 8).registry(&PRIVATE).build_sync()?;
+    /// assert!(mempools_stats::registry().find("doc.builder.registry").is_none());
+    /// assert_eq!(PRIVATE.find("doc.builder.registry").unwrap().report().block_size, 8);
+    /// # drop(pool);
+    /// # Ok::<(), mempools_block::BlockError>(())
+    /// ```
+    pub fn registry(mut self, registry: &'static Registry) -> Self {
+        self.registry = registry;
+        self
+    }
+
     fn geometry(&self) -> Result<Geometry, BlockError> {
         Geometry::new(self.size, self.align, self.options.guard)
     }
@@ -138,6 +176,13 @@ impl<S: Source> PoolBuilder<S> {
     /// As [`PoolBuilder::build_local`].
     pub fn build_sync(self) -> Result<SyncPool<S>, BlockError> {
         let geometry = self.geometry()?;
-        Ok(SyncPool::from_builder(self.name, geometry, self.source, self.options, self.force_step))
+        Ok(SyncPool::from_builder(
+            self.name,
+            geometry,
+            self.source,
+            self.options,
+            self.force_step,
+            self.registry,
+        ))
     }
 }

@@ -78,7 +78,7 @@ use core::ptr::NonNull;
 
 use mempools_core::source::{Source, SystemSource};
 use mempools_core::sync::{spin_loop, AtomicU128, AtomicU32, AtomicU64, Mutex, MutexGuard, Ordering};
-use mempools_stats::{registry, PoolStats, Registration, Report};
+use mempools_stats::{PoolStats, Registration, Registry, Report};
 
 use crate::debug::{self, DebugOptions, LeakReport};
 use crate::geometry::Geometry;
@@ -316,6 +316,7 @@ impl<S: Source> SyncPool<S> {
         source: S,
         options: DebugOptions,
         force_step: usize,
+        registry: &'static Registry,
     ) -> Self {
         let shared = Arc::new(SyncShared {
             id: Identity { name, object_size: geometry.size },
@@ -328,7 +329,7 @@ impl<S: Source> SyncPool<S> {
             caches: Mutex::new(CacheCounts { live: Vec::new(), retired: 0 }),
         });
         let weak: Weak<dyn Report> = Arc::downgrade(&shared) as Weak<SyncShared>;
-        let registration = registry().register(&shared.id.name, weak);
+        let registration = registry.register(&shared.id.name, weak);
         Self {
             shared,
             table: Table::new(),
@@ -985,6 +986,122 @@ impl<S: Source> SyncPool<S> {
         }
         let _ = last_slot;
         self.push_chain(first, last, blocks.len() as u32);
+    }
+}
+
+/// Growth for layers above the pool (`mempools-rc`): forced growth that reports failure, and
+/// sub-pools whose blocks are lent by a super-pool.
+impl<S: Source> SyncPool<S> {
+    /// Grows by the force step and counts one overflow, as [`SyncPool::force_alloc`] does on an
+    /// empty pool, unless a block is free by the time the growth lock is held (another thread
+    /// grew the pool meanwhile). Returns whether it grew. Logs the same warning as
+    /// `force_alloc`.
+    ///
+    /// # Errors
+    ///
+    /// As [`SyncPool::try_expand`] (nothing changed then): the caller decides what an
+    /// out-of-memory forced allocation does.
+    pub fn try_force_grow(&self) -> Result<bool, BlockError> {
+        let mut growth = self.growth.lock();
+        if Head::unpack(self.shared.head.load(Ordering::Acquire)).top != 0 {
+            return Ok(false);
+        }
+        self.grow_locked(&mut growth, self.force_step(), 1)?;
+        drop(growth);
+        log::warn!(
+            target: self.name(),
+            "pool \"{}\" overflowed: forced to grow to {} blocks",
+            self.name(),
+            self.shared.total.load(Ordering::Relaxed)
+        );
+        Ok(true)
+    }
+
+    /// Adds blocks whose memory the caller provides instead of the source: `per_piece` blocks
+    /// [`SyncPool::block_size`] bytes apart from the start of each piece, which need not be
+    /// contiguous with each other. Adds `overflows` to the overflow count (also when no block
+    /// is added). This is how a sub-pool takes in the blocks its super-pool lends it (a
+    /// reduced pool splits each lent block `per_piece` ways).
+    ///
+    /// The pool never frees adopted memory. To give it back, take every block out first
+    /// ([`SyncPool::lend`] of all the blocks fails unless all are free, and then leaves none
+    /// to allocate), then return the pieces to their owner. In `passthrough` mode allocations
+    /// come from the global allocator as always and the pieces stay unused.
+    ///
+    /// # Errors
+    ///
+    /// [`BlockError::TooManyBlocks`], [`BlockError::TooLarge`], or [`BlockError::OutOfMemory`]
+    /// when the side table cannot grow; nothing changed then.
+    ///
+    /// # Safety
+    ///
+    /// - Each piece is valid for reads and writes of `per_piece * block_size()` bytes, aligned
+    ///   to [`SyncPool::align`] (offset by the front guard band, if any, as blocks of this pool
+    ///   are), and used by nothing but this pool for as long as the pool may hand out its
+    ///   blocks.
+    pub unsafe fn adopt(
+        &self,
+        pieces: &[NonNull<u8>],
+        per_piece: usize,
+        overflows: u64,
+    ) -> Result<&Self, BlockError> {
+        let growth = self.growth.lock();
+        let count = pieces
+            .len()
+            .checked_mul(per_piece)
+            .ok_or(BlockError::TooLarge { size: self.geometry.size, count: usize::MAX })?;
+        let total = self.shared.total.load(Ordering::Relaxed);
+        let new_total = u64::from(total) + count as u64;
+        if new_total > u64::from(u32::MAX) {
+            return Err(BlockError::TooManyBlocks { pool: self.name().into(), total: new_total });
+        }
+        if count > 0 && !self.table.reserve(new_total) {
+            return Err(BlockError::OutOfMemory { pool: self.name().into(), blocks: count });
+        }
+        let mut index = total;
+        for &piece in pieces {
+            for j in 0..per_piece {
+                // SAFETY: reserved above; we hold the growth lock that `reserve` needs.
+                let slot = unsafe { self.slot(index) };
+                if !cfg!(feature = "passthrough") {
+                    // SAFETY: block `j` of the piece lies inside it (the caller's guarantee).
+                    let block = unsafe { piece.as_ptr().add(j * self.geometry.stride) };
+                    if self.slow {
+                        // SAFETY: memory of the piece, `stride` bytes, ours (the caller's guarantee).
+                        unsafe { debug::prepare_block(&self.geometry, &self.options, block) };
+                    }
+                    // SAFETY: the object lies `front` bytes into its block.
+                    slot.addr.store(unsafe { block.add(self.geometry.front) }, Ordering::Relaxed);
+                }
+                slot.next.store(index + 2, Ordering::Relaxed);
+                index += 1;
+            }
+        }
+        let seq = SeqWrite::begin(&self.shared.seq);
+        self.shared.overflows.fetch_add(overflows, Ordering::SeqCst);
+        if count == 0 {
+            return Ok(self);
+        }
+        self.shared.total.store(new_total as u32, Ordering::SeqCst);
+        // The new blocks form the chain total -> ... -> last: push it as expansion does.
+        // SAFETY: reserved above.
+        let last_slot = unsafe { self.slot(index - 1) };
+        let mut cur = self.shared.head.load(Ordering::Acquire);
+        loop {
+            let head = Head::unpack(cur);
+            last_slot.next.store(head.top, Ordering::Relaxed);
+            let new = Head { top: total + 1, ..head };
+            // Release: a thread that pops one of the new blocks sees its slot and memory.
+            match self.shared.head.compare_exchange_weak(cur, new.pack(), Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
+        }
+        drop(seq);
+        drop(growth);
+        log::debug!(target: self.name(), "pool \"{}\" adopted {count} blocks: {new_total} blocks", self.name());
+        Ok(self)
     }
 }
 

@@ -4,18 +4,25 @@
 //!  block start                         object pointer (what callers see)
 //!  |                                   |
 //!  v                                   v
-//!  +----------------+------------------+---------------------------------+
-//!  | pool: *Inner   | count: usize     | object (max(objSize, ptr) bytes) |
-//!  +----------------+------------------+---------------------------------+
-//!  '---- BLOCK_OVERHEAD (16 on 64-bit) ---'
+//!  +----------------+--------------------------+---------------------------------+
+//!  | pool: *Inner   | word: index | count      | object (max(objSize, ptr) bytes) |
+//!  +----------------+--------------------------+---------------------------------+
+//!  '------- BLOCK_OVERHEAD (16 on 64-bit) -------'
 //! ```
 //!
 //! The header is what lets `release(obj)` work without a pool argument: the pool pointer is
-//! found in O(1) at `obj - BLOCK_OVERHEAD`. It is written when a block joins a pool (at
-//! expansion, or when a sub-pool adopts lent blocks) and stays there while the block is free,
-//! so a free block always says `count == 0`: that is how releasing or add_ref-ing a free block
-//! is detected. Invariant: `count == 0` iff the block is free in the pool `pool` points to
-//! (or lent to a sub-pool, which rewrites the header of the blocks it adopts).
+//! found in O(1) at `obj - BLOCK_OVERHEAD`. The second word packs the reference count (low
+//! half) and the block's index in the pool's `mempools_block::SyncPool` (high half), which
+//! the block pool needs to take the block back; so the header stays exactly
+//! `sizeof(void *) + sizeof(size_t)`, as the C header promises. Counts are limited to
+//! [`MAX_REFS`] and a pool to [`MAX_BLOCKS`] blocks (on 64-bit: 2^31 references and the
+//! block pool's own limit of 2^32 blocks; on 32-bit targets 32767 references and 65535
+//! blocks).
+//!
+//! The header is written when a block is handed out and stays there once the block is
+//! released (the block pool keeps its free list outside the blocks), so a block that was
+//! handed out and is free again says `count == 0`: that is how releasing or add_ref-ing a free
+//! block is detected. A block lent to a sub-pool and given back gets a fresh free header.
 
 use core::ptr::NonNull;
 
@@ -26,8 +33,33 @@ use crate::sync::{AtomicPtr, AtomicUsize};
 pub(crate) struct Header {
     /// The pool the block belongs to (a sub-pool's own `Inner` for its blocks).
     pub(crate) pool: AtomicPtr<crate::raw::PoolInner>,
-    /// Reference count; 0 while the block is free.
-    pub(crate) count: AtomicUsize,
+    /// `index << COUNT_BITS | count`: the reference count (0 while the block is free) and the
+    /// block's index in its block pool (constant while the block is handed out).
+    pub(crate) word: AtomicUsize,
+}
+
+/// Bits of the header word that hold the reference count (the rest hold the block index).
+pub(crate) const COUNT_BITS: u32 = usize::BITS / 2;
+/// The count part of the header word.
+pub(crate) const COUNT_MASK: usize = (1usize << COUNT_BITS) - 1;
+/// Reference counts above this are refused (like `Arc`, a count this high means a leak of
+/// references): half of what the count part of the header can hold.
+pub const MAX_REFS: usize = COUNT_MASK / 2;
+/// The most blocks one pool can hold (the block index must fit in the header word).
+pub const MAX_BLOCKS: usize = if usize::BITS >= 64 { u32::MAX as usize } else { usize::MAX >> COUNT_BITS };
+
+impl Header {
+    /// The reference count.
+    #[inline]
+    pub(crate) fn count(&self, order: crate::sync::Ordering) -> usize {
+        self.word.load(order) & COUNT_MASK
+    }
+
+    /// The block's index in its block pool.
+    #[inline]
+    pub(crate) fn index(&self) -> u32 {
+        (self.word.load(crate::sync::Ordering::Relaxed) >> COUNT_BITS) as u32
+    }
 }
 
 /// Bytes of header in front of every object: `sizeof(void *) + sizeof(size_t)` (16 on 64-bit,
@@ -96,21 +128,30 @@ pub(crate) unsafe fn header_of<'a>(obj: NonNull<u8>) -> &'a Header {
     unsafe { &*obj.as_ptr().sub(BLOCK_OVERHEAD).cast::<Header>() }
 }
 
-/// Writes a fresh header (count 0, free) at `block + offset - BLOCK_OVERHEAD`.
+/// Writes a header (pool, block index, count) at `block + offset - BLOCK_OVERHEAD`.
 ///
 /// # Safety
 ///
 /// - `block..block + offset` must be writable memory of a block no one else uses right now,
 ///   `offset >= BLOCK_OVERHEAD`, and the header position aligned for [`Header`].
+/// - `index <= MAX_BLOCKS` and `count <= COUNT_MASK` (checked in debug builds).
 #[inline]
-pub(crate) unsafe fn init_header(block: NonNull<u8>, offset: usize, pool: *const crate::raw::PoolInner) {
+pub(crate) unsafe fn init_header(
+    block: NonNull<u8>,
+    offset: usize,
+    pool: *const crate::raw::PoolInner,
+    index: u32,
+    count: usize,
+) {
+    debug_assert!(index as usize <= MAX_BLOCKS && count <= COUNT_MASK);
+    let word = ((index as usize) << COUNT_BITS) | count;
     // SAFETY: guaranteed by the caller: the header slot is inside the block, aligned, unused.
     unsafe {
         block
             .as_ptr()
             .add(offset - BLOCK_OVERHEAD)
             .cast::<Header>()
-            .write(Header { pool: AtomicPtr::new(pool.cast_mut()), count: AtomicUsize::new(0) });
+            .write(Header { pool: AtomicPtr::new(pool.cast_mut()), word: AtomicUsize::new(word) });
     }
 }
 

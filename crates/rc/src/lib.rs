@@ -38,21 +38,24 @@
 //!
 //! # Where the blocks come from
 //!
-//! A pool takes its memory from a `mempools_core::Source` (the global allocator by default, or
-//! a caller's static region first) one chunk per expansion and never returns it while the pool
-//! lives. The free list and all counters sit behind one short critical section. This crate
-//! keeps its own small store instead of layering on `mempools-block`'s `SyncPool`, for four
-//! reasons particular to le_mem:
+//! Every pool stores its blocks (header and object together) in a `mempools_block::SyncPool`:
+//! allocation and release are the block pool's lock-free pop and push, growth, the force step,
+//! the statistics and the overflow counts are the block pool's, and memory comes from a
+//! `mempools_core::Source` (the global allocator by default, or a caller's static region
+//! first) one chunk per expansion, never returned while the pool lives. This crate adds the
+//! header, the destructors, the typed API, and the registry entry (the block pool registers in
+//! a private registry, so each pool is listed once, under its name, as a pool of this crate).
 //!
-//! - a sub-pool adopts blocks lent by its super-pool one by one (and a reduced pool splits each
-//!   of them `k` ways): its blocks are not contiguous chunks from a source;
-//! - le_mem's accounting changes several pools' figures together (a sub-pool's shortfall grows
-//!   its super-pool and counts overflows there, recursively up a chain of reduced pools), which
-//!   one lock per pool, taken child before parent, keeps exact;
-//! - the header needs no block index (a `SyncPool` block is released by `(ptr, index)`), so it
-//!   is exactly `sizeof(void *) + sizeof(size_t)` on 32-bit targets too, as the C header says;
-//! - the pool registers once, under its name, as a type the C ABI's `le_mem_FindPool` maps back
-//!   to a pool ([`RawPool::find`]); a `SyncPool` inside would register a second entry.
+//! The header stays `sizeof(void *) + sizeof(size_t)` bytes, as the C header says: its second
+//! word packs the reference count with the block's index in the block pool, which release
+//! needs. So a count is limited to [`MAX_REFS`] and a pool to [`MAX_BLOCKS`] blocks (generous on
+//! 64-bit; 32767 and 65535 on 32-bit targets).
+//!
+//! Sub-pools and reduced pools borrow blocks through the block pool's lending API (`lend`,
+//! `lend_or_grow`, `take_back`) and keep them in a block pool of their own that *adopts* the
+//! lent, non-contiguous blocks (`SyncPool::adopt`, each split `k` ways for a reduced pool).
+//! With the `trace` feature, every block alloc and release is logged on the pool's name as
+//! the log target (`RUST_LOG=<pool name>=trace`).
 //!
 //! See the `raw` module's source for the design notes.
 #![no_std]
@@ -70,7 +73,7 @@ mod typed;
 /// The sync shim of `mempools-core`, re-exported for the modules of this crate.
 pub(crate) use mempools_core::sync;
 
-pub use header::{block_size, try_block_size, BLOCK_OVERHEAD, MIN_ALIGN};
+pub use header::{block_size, try_block_size, BLOCK_OVERHEAD, MAX_BLOCKS, MAX_REFS, MIN_ALIGN};
 pub use object::{add_ref, object_size_of, pool_of_object, ref_count, release};
 pub use raw::{PoolInner, RawPool, RawPoolBuilder, Stats, MAX_ALIGN};
 pub use typed::{ObjectPool, Pool, PoolBox, PoolRc};

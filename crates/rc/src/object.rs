@@ -3,11 +3,9 @@
 
 use core::ptr::NonNull;
 
+use crate::header::{COUNT_MASK, MAX_REFS};
 use crate::raw::{destroy, name_of, pool_of, RawPool};
 use crate::sync::{fence, Ordering};
-
-/// Counts above this are refused (like `Arc`, a count this high means a leak of references).
-const MAX_REFS: usize = usize::MAX / 2;
 
 #[cold]
 #[inline(never)]
@@ -34,18 +32,19 @@ fn free_block_panic(pool: &str, obj: NonNull<u8>, what: &str) -> ! {
 pub unsafe fn release(obj: NonNull<u8>) {
     // SAFETY: the caller's guarantee.
     let (header, pool) = unsafe { pool_of(obj) };
-    let mut count = header.count.load(Ordering::Relaxed);
+    // The header word packs the block index above the count: only the count part changes.
+    let mut word = header.word.load(Ordering::Relaxed);
     loop {
-        if count == 0 {
+        if word & COUNT_MASK == 0 {
             // SAFETY: the header of a block of a live pool names that pool.
             free_block_panic(unsafe { name_of(pool) }, obj, "release");
         }
-        match header.count.compare_exchange_weak(count, count - 1, Ordering::Release, Ordering::Relaxed) {
+        match header.word.compare_exchange_weak(word, word - 1, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => break,
-            Err(now) => count = now,
+            Err(now) => word = now,
         }
     }
-    if count == 1 {
+    if word & COUNT_MASK == 1 {
         // Every other holder's writes to the object happen before its destructor.
         fence(Ordering::Acquire);
         // SAFETY: we took the count to zero: the object is ours alone.
@@ -63,15 +62,17 @@ pub unsafe fn release(obj: NonNull<u8>) {
 /// # Panics
 ///
 /// When the block is free (count 0), naming the pool; when the count would exceed
-/// `usize::MAX / 2`.
+/// [`MAX_REFS`](crate::MAX_REFS).
 #[track_caller]
 #[inline]
 pub unsafe fn add_ref(obj: NonNull<u8>) {
     // SAFETY: the caller's guarantee.
     let (header, pool) = unsafe { pool_of(obj) };
-    let old = header.count.fetch_add(1, Ordering::Relaxed);
+    // The count sits in the low bits and stays below `COUNT_MASK`, so the increment never
+    // carries into the block index.
+    let old = header.word.fetch_add(1, Ordering::Relaxed) & COUNT_MASK;
     if old == 0 || old >= MAX_REFS {
-        header.count.fetch_sub(1, Ordering::Relaxed);
+        header.word.fetch_sub(1, Ordering::Relaxed);
         // SAFETY: the header of a block of a live pool names that pool.
         let name = unsafe { name_of(pool) };
         if old == 0 {
@@ -90,7 +91,7 @@ pub unsafe fn add_ref(obj: NonNull<u8>) {
 pub unsafe fn ref_count(obj: NonNull<u8>) -> usize {
     // SAFETY: the caller's guarantee.
     let (header, _) = unsafe { pool_of(obj) };
-    header.count.load(Ordering::Acquire)
+    header.count(Ordering::Acquire)
 }
 
 /// The object size of the pool `obj` belongs to (le_mem's `GetBlockSize`), in O(1).

@@ -3,29 +3,41 @@
 //!
 //! # Design
 //!
-//! A pool is an `Arc<PoolInner>`. Its blocks live in chunks taken from a [`Source`] (a root pool)
-//! or in blocks lent by its super-pool (a sub-pool). One short critical section per operation
-//! (the pool's [`Mutex`] from the sync shim) guards the free list and every counter, so:
+//! A pool is an `Arc<PoolInner>` around a [`mempools_block::SyncPool`] of full blocks (header
+//! and object, [`crate::block_size`] bytes for byte-aligned objects). The block pool does the
+//! allocator's work: the lock-free free list, growth from a [`Source`] (a root pool's memory
+//! source, a static pool's region first), the force step, the statistics and overflow counts,
+//! and lending blocks to sub-pools with le_mem's accounting. This layer adds only what is
+//! le_mem's:
 //!
-//! - le_mem's accounting (spec `le_mem.md`, "Accounting") is kept exactly, including the
-//!   lending of blocks to sub-pools and the shortfall growth that ripples up a chain of
-//!   sub-pools (lock order is always child before parent, so no cycle exists);
-//! - [`RawPool::stats`] reads every figure in one consistent snapshot;
-//! - a sub-pool can adopt blocks that are not contiguous (each lent super block is split into
-//!   `k` blocks), which a chunk-per-expansion block pool cannot express.
+//! - the header in front of each object (the pool pointer, and one word packing the reference
+//!   count with the block's index in the block pool: see `header.rs`), written when the block is
+//!   handed out; it is what lets `release(obj)` find the pool in O(1) and give the block back
+//!   (`Block::from_raw_parts(block, index)`), and what detects releasing or add_ref-ing a free
+//!   block (its count is 0);
+//! - destructors, run after the count reaches zero and before the block goes back to the block
+//!   pool, with no lock held;
+//! - sub-pools and reduced pools: a sub-pool's block pool has no memory source; it *adopts* the
+//!   blocks its super-pool lends it ([`SyncPool::adopt`], each lent block split `k` ways for a
+//!   reduced pool), borrowed with the super-pool's lending API ([`SyncPool::lend_or_grow`] for a
+//!   root super-pool, which grows by any shortfall and counts it as overflows). When the
+//!   super-pool is itself a sub-pool, its shortfall is borrowed one level up the same way (le_mem.md,
+//!   "Accounting", rule 4). A sub-pool's growth and deletion take one lock of its own (child
+//!   before parent, so no cycle); allocation and release never take a lock;
+//! - the registry entry: the block pool registers in a private registry, and the `PoolInner`
+//!   registers in the process's under the pool's name, reporting its kind and super-pool (so
+//!   `le_mem_FindPool` maps a name back to a pool, [`RawPool::find`]).
 //!
-//! The free list is a side vector of block pointers (capacity reserved at growth, so release
-//! never allocates), not a list threaded through free blocks: the header of a free block stays
-//! intact and says "free" (count 0), which is how releasing a free block is detected.
+//! The live objects of a pool together hold one strong count on its `Arc`: taken when the
+//! number of live objects (an atomic next to the block pool) goes from 0 to 1, before the
+//! object is handed out, and given back as the very last step of the release that takes it back
+//! to 0. So a pool outlives its objects whatever the order of drops. (Each 0 → 1 step is matched
+//! by one 1 → 0 step, and an object is handed out only after its step's count was taken, so the
+//! count cannot reach zero while an object lives.)
 //!
-//! The live objects of a pool together hold one strong count on its `Arc`: taken (after the
-//! critical section, before the object is handed out) when the number of live objects goes
-//! from 0 to 1, and given back as the very last step of the release that takes it back to 0.
-//! So a pool outlives its objects whatever the order of drops, at no per-object atomic cost
-//! while the pool is in use. (Each 0 → 1 step is matched by one 1 → 0 step, and an object is
-//! handed out only after its step's count was taken, so the count cannot reach zero while an
-//! object lives.) Destructors run after the count reaches zero and before the
-//! block returns to the free list, with no lock held.
+//! Deleting a sub-pool ([`RawPool::detach`]) takes every block out of its block pool in one
+//! atomic step (a `lend` of all of them, which fails while any is in use, so a busy sub-pool is
+//! refused without a race), then gives the borrowed blocks back to the super-pool.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -33,15 +45,20 @@ use alloc::vec::Vec;
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
+use mempools_block::{Block, BlockError, PoolBuilder, SyncPool};
 use mempools_core::source::{RegionSource, Source, SystemSource};
-use mempools_stats::{PoolKind, PoolStats, Report};
+use mempools_stats::{PoolKind, PoolStats, Registry, Report};
 
-use crate::header::{self, init_header, object_offset, Header, BLOCK_OVERHEAD, MIN_ALIGN};
-use crate::sync::{Arc, AtomicPtr, AtomicUsize, Mutex, Ordering, SpinMutex};
+use crate::header::{self, init_header, object_offset, Header, BLOCK_OVERHEAD, MAX_BLOCKS, MIN_ALIGN};
+use crate::sync::{Arc, AtomicBool, AtomicPtr, AtomicUsize, Mutex, Ordering, SpinMutex};
 use crate::{Destructor, RcError};
 
 /// The largest object alignment a pool accepts.
 pub const MAX_ALIGN: usize = 4096;
+
+/// Where the block pools of this crate register: nowhere anyone looks. The `PoolInner` around
+/// each registers in the process's registry instead, under the same name.
+static BLOCK_REGISTRY: Registry = Registry::new();
 
 /// One consistent snapshot of a pool's figures (le_mem's `le_mem_PoolStats_t`, plus `total`).
 ///
@@ -67,60 +84,50 @@ pub struct Stats {
     pub overflows: u64,
 }
 
-/// Where a block's memory came from; what the pool gives back when it is deleted or dropped.
-enum Chunk {
-    /// Memory from the pool's source (or its static region).
-    Source { ptr: NonNull<u8>, layout: Layout, from_region: bool },
-    /// A block lent by the super-pool (returned to it whole).
-    Lent(NonNull<u8>),
+/// The memory source of a pool's block pool: a static pool's region first, then the source;
+/// a sub-pool's has neither (its blocks are adopted from the super-pool).
+pub(crate) struct PoolSource {
+    region: Option<RegionSource<'static>>,
+    /// The region's address range, to tell its chunks (never freed) from the source's.
+    region_range: (usize, usize),
+    source: Option<Box<dyn Source + Send + Sync>>,
 }
 
-/// Everything the pool lock guards.
-struct Store {
-    /// Free block starts; the next allocation pops from the end.
-    free: Vec<NonNull<u8>>,
-    total: usize,
-    in_use: usize,
-    /// Live objects: `in_use` minus the blocks lent to sub-pools.
-    objects: usize,
-    max_used: usize,
-    allocs: u64,
-    overflows: u64,
-    force_step: usize,
-    chunks: Vec<Chunk>,
-    /// A sub-pool after `detach`: holds nothing and refuses to grow.
-    deleted: bool,
+// SAFETY: chunks come from the region or from the source, whose own contracts make them
+// disjoint and valid; `free` hands a chunk back only to the source it came from (region chunks
+// are recognised by address and never freed), and nothing is ever merged.
+unsafe impl Source for PoolSource {
+    fn alloc(&self, layout: Layout) -> Option<NonNull<u8>> {
+        if let Some(ptr) = self.region.as_ref().and_then(|r| r.alloc(layout)) {
+            return Some(ptr);
+        }
+        self.source.as_ref()?.alloc(layout)
+    }
+
+    fn can_free(&self) -> bool {
+        self.source.as_ref().is_some_and(|s| s.can_free())
+    }
+
+    unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout) {
+        let addr = ptr.as_ptr() as usize;
+        if (self.region_range.0..self.region_range.1).contains(&addr) {
+            return;
+        }
+        if let Some(source) = &self.source {
+            // SAFETY: not a region chunk, so the source's (the caller's guarantee).
+            unsafe { source.free(ptr, layout) };
+        }
+    }
 }
 
-// SAFETY: the pointers are plain addresses of memory the pool owns; the store is only reached
-// through the pool's mutex.
-unsafe impl Send for Store {}
-
-impl Store {
-    fn stats(&self) -> Stats {
-        Stats {
-            in_use: self.in_use,
-            max_used: self.max_used,
-            total: self.total,
-            free: self.total - self.in_use,
-            allocs: self.allocs,
-            overflows: self.overflows,
-        }
-    }
-
-    #[inline]
-    fn take(&mut self, count_alloc: bool) -> Option<NonNull<u8>> {
-        let block = self.free.pop()?;
-        self.in_use += 1;
-        if count_alloc {
-            self.allocs += 1;
-            self.objects += 1;
-        }
-        if self.in_use > self.max_used {
-            self.max_used = self.in_use;
-        }
-        Some(block)
-    }
+/// What a sub-pool's growth lock guards.
+#[derive(Default)]
+struct Borrowed {
+    /// The super-pool's blocks lent to this sub-pool, returned whole.
+    pieces: Vec<Block>,
+    /// After `detach`: this sub-pool's own blocks, all taken out of its block pool, and its
+    /// figures at deletion.
+    deleted: Option<(Vec<Block>, Stats)>,
 }
 
 /// The super-pool link of a sub-pool or reduced pool.
@@ -141,9 +148,15 @@ pub struct PoolInner {
     stride: usize,
     kind: PoolKind,
     parent: Option<Parent>,
-    source: Box<dyn Source + Send + Sync>,
-    region: Option<RegionSource<'static>>,
-    store: Mutex<Store>,
+    /// The blocks.
+    blocks: SyncPool<PoolSource>,
+    /// A sub-pool's borrowed blocks; its growth and deletion hold this lock.
+    borrowed: Mutex<Borrowed>,
+    /// Whether `detach` deleted this sub-pool (also in `borrowed`; this copy is for readers
+    /// that take no lock).
+    deleted: AtomicBool,
+    /// Objects handed out and not yet released (see the module docs for the count they hold).
+    live: AtomicUsize,
     /// The pool's destructor (a leaked box; null for none).
     dtor: AtomicPtr<Destructor>,
     /// Destructors replaced by `set_destructor`, freed with the pool (a release running
@@ -161,8 +174,8 @@ pub struct PoolInner {
     registration: SpinMutex<Option<mempools_stats::Registration<'static>>>,
 }
 
-// SAFETY: every mutable part is behind the mutex, a spin lock or an atomic; the raw pointers
-// in `old_dtors` are owned boxes; the source and region are Send + Sync.
+// SAFETY: every mutable part is behind a lock or an atomic; the raw pointers in `old_dtors`
+// are owned boxes; the block pool and its source are Send + Sync.
 unsafe impl Send for PoolInner {}
 // SAFETY: as above.
 unsafe impl Sync for PoolInner {}
@@ -171,6 +184,11 @@ unsafe impl Sync for PoolInner {}
 impl core::panic::RefUnwindSafe for PoolInner {}
 impl core::panic::UnwindSafe for PoolInner {}
 
+/// The error of this crate for a block pool's failure to grow `pool` by `blocks`.
+fn grow_error(pool: &str, blocks: usize) -> impl FnOnce(BlockError) -> RcError + '_ {
+    move |_| RcError::OutOfMemory { pool: pool.into(), blocks }
+}
+
 impl PoolInner {
     /// This pool's `Arc` pointer (see the field `me`).
     #[inline]
@@ -178,166 +196,170 @@ impl PoolInner {
         self.me.load(Ordering::Relaxed)
     }
 
-    fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
-        f(&mut self.store.lock())
+    fn stats(&self) -> Stats {
+        if self.deleted.load(Ordering::Acquire) {
+            if let Some((_, stats)) = &self.borrowed.lock().deleted {
+                return *stats;
+            }
+        }
+        let b = self.blocks.stats();
+        Stats {
+            in_use: b.in_use,
+            max_used: b.max_used,
+            total: b.total,
+            free: b.free,
+            allocs: b.allocs,
+            overflows: b.overflows,
+        }
     }
 
-    /// Grows the pool by at least `n` blocks (a reduced pool by whole super blocks), adding
-    /// `overflows` to its overflow count. Called with the lock held (`st`).
-    fn grow_locked(&self, st: &mut Store, n: usize, overflows: u64) -> Result<(), RcError> {
-        if st.deleted {
+    /// Refuses growth past what the header can index.
+    fn check_capacity(&self, n: usize) -> Result<(), RcError> {
+        let total = self.blocks.stats().total;
+        if total.checked_add(n).is_none_or(|t| t > MAX_BLOCKS) {
+            return Err(RcError::OutOfMemory { pool: self.name.clone(), blocks: n });
+        }
+        Ok(())
+    }
+
+    /// Expands the pool by at least `n` blocks (a sub-pool by whole super blocks).
+    fn expand(&self, n: usize) -> Result<(), RcError> {
+        match &self.parent {
+            None => {
+                self.check_capacity(n)?;
+                self.blocks.try_expand(n).map_err(grow_error(&self.name, n))?;
+                Ok(())
+            }
+            Some(parent) => {
+                let mut borrowed = self.borrowed.lock();
+                self.borrow_locked(&mut borrowed, parent, n, 0)
+            }
+        }
+    }
+
+    /// A sub-pool's growth by at least `n` blocks: borrows `ceil(n / k)` blocks of the
+    /// super-pool (which grows by its shortfall) and adopts them, `k` blocks each.
+    fn borrow_locked(
+        &self,
+        borrowed: &mut Borrowed,
+        parent: &Parent,
+        n: usize,
+        overflows: u64,
+    ) -> Result<(), RcError> {
+        if borrowed.deleted.is_some() {
             return Err(RcError::Deleted { pool: self.name.clone() });
         }
-        if n == 0 {
-            st.overflows += overflows;
-            return Ok(());
-        }
+        let pieces_needed = n.div_ceil(parent.k);
+        pieces_needed
+            .checked_mul(parent.k)
+            .ok_or_else(|| RcError::OutOfMemory { pool: self.name.clone(), blocks: n })?;
+        self.check_capacity(pieces_needed * parent.k)?;
         let oom = || RcError::OutOfMemory { pool: self.name.clone(), blocks: n };
-        let me = self.me();
-        match &self.parent {
-            Some(parent) => {
-                let pieces_needed = n.div_ceil(parent.k);
-                let added = pieces_needed.checked_mul(parent.k).ok_or_else(oom)?;
-                st.free.try_reserve(st.total + added - st.free.len()).map_err(|_| oom())?;
-                st.chunks.try_reserve(pieces_needed).map_err(|_| oom())?;
-                let pieces = parent.pool.inner.lend(pieces_needed)?;
-                for &piece in &pieces {
-                    st.chunks.push(Chunk::Lent(piece));
-                    for j in (0..parent.k).rev() {
-                        // SAFETY: k × stride <= the super block's size (the reduced-pool
-                        // formula), so block j lies inside the lent block.
-                        let block = unsafe { piece.add(j * self.stride) };
-                        // SAFETY: the lent block is ours alone; the header slot is inside
-                        // block j and aligned (stride and offset are multiples of MIN_ALIGN).
-                        unsafe { init_header(block, self.offset, me) };
-                        st.free.push(block);
-                    }
-                }
-                st.total += added;
-            }
-            None => {
-                let size = n.checked_mul(self.stride).ok_or_else(oom)?;
-                let layout = Layout::from_size_align(size, self.align.max(MIN_ALIGN)).map_err(|_| oom())?;
-                st.free.try_reserve(st.total + n - st.free.len()).map_err(|_| oom())?;
-                st.chunks.try_reserve(1).map_err(|_| oom())?;
-                let (ptr, from_region) = match self.region.as_ref().and_then(|r| r.alloc(layout)) {
-                    Some(ptr) => (ptr, true),
-                    None => (self.source.alloc(layout).ok_or_else(oom)?, false),
-                };
-                st.chunks.push(Chunk::Source { ptr, layout, from_region });
-                for i in (0..n).rev() {
-                    // SAFETY: i × stride < size: block i lies inside the new chunk.
-                    let block = unsafe { ptr.add(i * self.stride) };
-                    // SAFETY: the chunk is fresh and ours; the header slot is inside block i,
-                    // aligned to MIN_ALIGN.
-                    unsafe { init_header(block, self.offset, me) };
-                    st.free.push(block);
-                }
-                st.total += n;
-            }
+        borrowed.pieces.try_reserve(pieces_needed).map_err(|_| oom())?;
+        let lent = parent.pool.inner.lend(pieces_needed)?;
+        let ptrs: Vec<NonNull<u8>> = lent.iter().map(Block::ptr).collect();
+        // SAFETY: the lent blocks are the super-pool's full blocks, `stride` bytes each and
+        // aligned to its alignment, which is at least this pool's; `k` of this pool's blocks
+        // fit in one (checked by `new_child`); they are ours until we give them back.
+        if let Err(e) = unsafe { self.blocks.adopt(&ptrs, parent.k, overflows) } {
+            parent.pool.inner.take_back(lent);
+            return Err(grow_error(&self.name, n)(e));
         }
-        st.overflows += overflows;
+        borrowed.pieces.extend(lent);
         Ok(())
     }
 
     /// Lends `m` blocks to a sub-pool (le_mem.md, Accounting rule 4): grows first by the
-    /// shortfall `s` (counting `s` overflows), then moves `m` blocks to "in use" without
-    /// counting allocations.
-    fn lend(&self, m: usize) -> Result<Vec<NonNull<u8>>, RcError> {
-        let mut pieces = Vec::new();
-        pieces.try_reserve(m).map_err(|_| RcError::OutOfMemory { pool: self.name.clone(), blocks: m })?;
-        let mut st = self.store.lock();
-        let free = st.total - st.in_use;
-        if free < m {
-            let shortfall = m - free;
-            self.grow_locked(&mut st, shortfall, shortfall as u64)?;
-        }
-        for _ in 0..m {
-            pieces.push(st.take(false).expect("the pool grew to cover the shortfall"));
-        }
-        Ok(pieces)
-    }
-
-    /// Takes back blocks lent by [`PoolInner::lend`] (rule 5).
-    fn take_back(&self, pieces: &[NonNull<u8>]) {
-        let me = self.me();
-        let mut st = self.store.lock();
-        for &piece in pieces {
-            // SAFETY: the piece is one of our blocks, returned by a sub-pool that no longer
-            // uses it; its header slot is inside it and aligned.
-            unsafe { init_header(piece, self.offset, me) };
-            st.free.push(piece);
-        }
-        st.in_use -= pieces.len();
-    }
-
-    /// Pops a free block, counting an allocation; the flag says it is the only live object.
-    #[inline]
-    fn try_take(&self) -> Option<(NonNull<u8>, bool)> {
-        let mut st = self.store.lock();
-        let block = st.take(true)?;
-        Some((block, st.objects == 1))
-    }
-
-    #[cold]
-    fn force_take(&self) -> Result<(NonNull<u8>, bool), RcError> {
-        let (block, total) = {
-            let mut st = self.store.lock();
-            if st.free.is_empty() {
-                let step = st.force_step;
-                self.grow_locked(&mut st, step, 1)?;
-                let block = st.take(true).expect("the pool just grew");
-                ((block, st.objects == 1), Some(st.total))
-            } else {
-                ((st.take(true).expect("a block is free"), st.objects == 1), None)
+    /// shortfall `s` (counting `s` overflows; a sub-pool borrows it from its own super-pool),
+    /// then moves `m` blocks to "in use" without counting allocations.
+    fn lend(&self, m: usize) -> Result<Vec<Block>, RcError> {
+        match &self.parent {
+            None => {
+                let free = self.blocks.stats().free;
+                self.check_capacity(m.saturating_sub(free))?;
+                let (blocks, _) = self.blocks.lend_or_grow(m).map_err(grow_error(&self.name, m))?;
+                Ok(blocks)
             }
-        };
-        if let Some(total) = total {
-            match &self.parent {
-                Some(parent) => log::warn!(
+            Some(parent) => {
+                let mut borrowed = self.borrowed.lock();
+                loop {
+                    let free = self.blocks.stats().free;
+                    if free < m {
+                        let shortfall = m - free;
+                        self.borrow_locked(&mut borrowed, parent, shortfall, shortfall as u64)?;
+                    }
+                    if borrowed.deleted.is_some() {
+                        return Err(RcError::Deleted { pool: self.name.clone() });
+                    }
+                    match self.blocks.lend(m) {
+                        Ok(blocks) => return Ok(blocks),
+                        // Allocations took the blocks meanwhile: borrow again.
+                        Err(BlockError::NotEnoughFree { .. }) => continue,
+                        Err(e) => return Err(grow_error(&self.name, m)(e)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes back blocks lent by [`PoolInner::lend`] (rule 5), each with a fresh free header.
+    fn take_back(&self, blocks: Vec<Block>) {
+        let me = self.me();
+        for block in &blocks {
+            // SAFETY: the block is one of ours, returned by a sub-pool that no longer uses it;
+            // its header slot is inside it and aligned.
+            unsafe { init_header(block.ptr(), self.offset, me, block.index(), 0) };
+        }
+        self.blocks.take_back(blocks);
+    }
+
+    /// Grows an empty pool by its force step for a forced allocation: one overflow, and a
+    /// warning naming the pool (a sub-pool borrows the step from its super-pool and warns that
+    /// it is over its share).
+    #[cold]
+    #[inline(never)]
+    fn force_grow(&self) -> Result<(), RcError> {
+        let step = self.blocks.force_step();
+        match &self.parent {
+            None => {
+                self.check_capacity(step)?;
+                self.blocks.try_force_grow().map_err(grow_error(&self.name, step))?;
+            }
+            Some(parent) => {
+                let mut borrowed = self.borrowed.lock();
+                if borrowed.deleted.is_none() && self.blocks.stats().free > 0 {
+                    return Ok(()); // another thread grew the pool meanwhile
+                }
+                self.borrow_locked(&mut borrowed, parent, step, 1)?;
+                let total = self.blocks.stats().total;
+                drop(borrowed);
+                log::warn!(
                     target: self.name.as_str(),
                     "sub-pool \"{}\" of \"{}\" is over its share: forced to grow to {} blocks",
                     self.name,
                     parent.pool.name(),
                     total
-                ),
-                None => log::warn!(
-                    target: self.name.as_str(),
-                    "pool \"{}\" overflowed: forced to grow to {} blocks",
-                    self.name,
-                    total
-                ),
+                );
             }
         }
-        Ok(block)
+        Ok(())
     }
 
-    /// Turns a block just taken into an object with count 1 held by the caller; `first`: it
-    /// is the only live object, and takes the objects' count on the pool.
+    /// Turns a block just taken into an object with count 1 held by the caller.
     #[inline]
-    fn hand_out(&self, (block, first): (NonNull<u8>, bool)) -> NonNull<u8> {
-        // SAFETY: offset < stride, inside the block.
-        let obj = unsafe { block.add(self.offset) };
-        // SAFETY: the block was initialised with a header when it joined this pool.
-        let header = unsafe { header::header_of(obj) };
-        header.count.store(1, Ordering::Relaxed);
-        if first {
+    fn hand_out(&self, block: Block) -> NonNull<u8> {
+        if self.live.fetch_add(1, Ordering::Relaxed) == 0 {
             // SAFETY: `me` is this pool's `Arc` pointer (set by `RawPool::from_inner`), alive
             // (the caller holds a handle); the live objects own this count until the release
             // that leaves none gives it back in `destroy`.
             unsafe { Arc::increment_strong_count(self.me()) };
         }
-        obj
-    }
-
-    /// Gives a block back to the free list (rule 2); true when no live object is left.
-    #[inline]
-    fn put_back(&self, block: NonNull<u8>) -> bool {
-        let mut st = self.store.lock();
-        st.free.push(block);
-        st.in_use -= 1;
-        st.objects -= 1;
-        st.objects == 0
+        let (block, index) = block.into_raw_parts();
+        // SAFETY: the block is ours and `offset >= BLOCK_OVERHEAD` bytes into it the object
+        // starts, aligned for the header; `index` is below `MAX_BLOCKS` (`check_capacity`).
+        unsafe { init_header(block, self.offset, self.me(), index, 1) };
+        // SAFETY: offset < stride, inside the block.
+        unsafe { block.add(self.offset) }
     }
 
     fn destructor(&self) -> Option<Destructor> {
@@ -350,26 +372,14 @@ impl PoolInner {
 
 impl Drop for PoolInner {
     fn drop(&mut self) {
-        let mut st = self.store.lock();
-        let chunks = core::mem::take(&mut st.chunks);
-        st.free.clear();
-        drop(st);
-        let mut lent = Vec::new();
-        for chunk in chunks {
-            match chunk {
-                Chunk::Source { ptr, layout, from_region } => {
-                    if !from_region && self.source.can_free() {
-                        // SAFETY: the chunk came from this source with this layout; no object
-                        // is live (each would hold a count on this pool).
-                        unsafe { self.source.free(ptr, layout) };
-                    }
-                }
-                Chunk::Lent(piece) => lent.push(piece),
-            }
+        let borrowed = core::mem::take(&mut *self.borrowed.lock());
+        if let Some((own, _)) = borrowed.deleted {
+            // Back into the block pool, so that it is dropped with none in use.
+            self.blocks.take_back(own);
         }
         if let Some(parent) = &self.parent {
-            if !lent.is_empty() {
-                parent.pool.inner.take_back(&lent);
+            if !borrowed.pieces.is_empty() {
+                parent.pool.inner.take_back(borrowed.pieces);
             }
         }
         for d in self.old_dtors.lock().drain(..) {
@@ -386,7 +396,7 @@ impl Drop for PoolInner {
 
 impl Report for PoolInner {
     fn report(&self) -> PoolStats {
-        let s = self.with_store(|st| st.stats());
+        let s = self.stats();
         PoolStats {
             super_pool: self.parent.as_ref().map(|p| p.pool.name().into()),
             block_size: self.obj_size,
@@ -456,7 +466,8 @@ pub struct RawPoolBuilder {
     obj_size: usize,
     align: usize,
     source: Box<dyn Source + Send + Sync>,
-    region: Option<RegionSource<'static>>,
+    /// The static region: its address, length and source.
+    region: Option<(usize, usize, RegionSource<'static>)>,
     force_step: usize,
     drop_obj: Option<unsafe fn(*mut u8)>,
 }
@@ -497,7 +508,7 @@ impl RawPoolBuilder {
     pub unsafe fn region(mut self, base: NonNull<u8>, len: usize) -> Self {
         // SAFETY: the caller's guarantee is the one `from_raw` needs ('static: for the pool's
         // life, which the caller bounds).
-        self.region = Some(unsafe { RegionSource::from_raw(base, len) });
+        self.region = Some((base.as_ptr() as usize, len, unsafe { RegionSource::from_raw(base, len) }));
         self
     }
 
@@ -527,6 +538,11 @@ impl RawPoolBuilder {
         if stride > isize::MAX as usize {
             return Err(too_large());
         }
+        let region_range = self.region.as_ref().map_or((0, 0), |(base, len, _)| (*base, base + len));
+        let source =
+            PoolSource { region: self.region.map(|(_, _, r)| r), region_range, source: Some(self.source) };
+        let blocks =
+            block_pool(&self.name, stride, align, source, self.force_step).map_err(|_| too_large())?;
         Ok(RawPool::from_inner(PoolInner {
             name: self.name,
             obj_size: self.obj_size,
@@ -535,9 +551,10 @@ impl RawPoolBuilder {
             stride,
             kind: PoolKind::Block,
             parent: None,
-            source: self.source,
-            region: self.region,
-            store: Mutex::new(new_store(self.force_step)),
+            blocks,
+            borrowed: Mutex::new(Borrowed::default()),
+            deleted: AtomicBool::new(false),
+            live: AtomicUsize::new(0),
             dtor: AtomicPtr::new(core::ptr::null_mut()),
             old_dtors: SpinMutex::new(Vec::new()),
             drop_obj: self.drop_obj,
@@ -549,19 +566,23 @@ impl RawPoolBuilder {
     }
 }
 
-fn new_store(force_step: usize) -> Store {
-    Store {
-        free: Vec::new(),
-        total: 0,
-        in_use: 0,
-        objects: 0,
-        max_used: 0,
-        allocs: 0,
-        overflows: 0,
-        force_step,
-        chunks: Vec::new(),
-        deleted: false,
-    }
+/// The block pool of a pool: blocks of `stride` bytes aligned to `align`, registered only in
+/// this crate's private registry (the `PoolInner` registers under the same name).
+fn block_pool(
+    name: &str,
+    stride: usize,
+    align: usize,
+    source: PoolSource,
+    force_step: usize,
+) -> Result<SyncPool<PoolSource>, BlockError> {
+    let blocks = PoolBuilder::new(name, stride)
+        .align(align)
+        .source(source)
+        .force_step(force_step)
+        .registry(&BLOCK_REGISTRY)
+        .build_sync()?;
+    debug_assert_eq!(blocks.block_size(), stride);
+    Ok(blocks)
 }
 
 impl RawPool {
@@ -621,6 +642,9 @@ impl RawPool {
         }
         // Only a plain sub-pool holds the super-pool's objects (typed `T`s); a reduced pool's are bytes.
         let drop_obj = if kind == PoolKind::SubPool { p.drop_obj } else { None };
+        let source = PoolSource { region: None, region_range: (0, 0), source: None };
+        let blocks =
+            block_pool(name, stride, align, source, 1).map_err(|_| RcError::TooLarge { size: obj_size })?;
         let pool = RawPool::from_inner(PoolInner {
             name: name.into(),
             obj_size,
@@ -629,9 +653,10 @@ impl RawPool {
             stride,
             kind,
             parent: Some(Parent { pool: parent.clone(), k }),
-            source: Box::new(SystemSource),
-            region: None,
-            store: Mutex::new(new_store(1)),
+            blocks,
+            borrowed: Mutex::new(Borrowed::default()),
+            deleted: AtomicBool::new(false),
+            live: AtomicUsize::new(0),
             dtor: AtomicPtr::new(core::ptr::null_mut()),
             old_dtors: SpinMutex::new(Vec::new()),
             drop_obj,
@@ -711,15 +736,14 @@ impl RawPool {
     ///
     /// [`RcError::OutOfMemory`] naming the pool that could not grow; [`RcError::Deleted`].
     pub fn try_expand(&self, n: usize) -> Result<&Self, RcError> {
-        let inner = &self.inner;
-        inner.with_store(|st| inner.grow_locked(st, n, 0))?;
+        self.inner.expand(n)?;
         Ok(self)
     }
 
     /// An object with count 1, or `None` when the pool has no free block.
     #[inline]
     pub fn try_alloc(&self) -> Option<NonNull<u8>> {
-        let block = self.inner.try_take()?;
+        let block = self.inner.blocks.try_alloc()?;
         Some(self.inner.hand_out(block))
     }
 
@@ -759,20 +783,32 @@ impl RawPool {
         if let Some(obj) = self.try_alloc() {
             return obj;
         }
-        match self.inner.force_take() {
-            Ok(block) => self.inner.hand_out(block),
-            Err(e) => panic!("le_mem: force_alloc cannot grow pool \"{}\": {e}", self.inner.name),
+        self.force_alloc_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn force_alloc_slow(&self) -> NonNull<u8> {
+        loop {
+            if let Err(e) = self.inner.force_grow() {
+                panic!("le_mem: force_alloc cannot grow pool \"{}\": {e}", self.inner.name);
+            }
+            // Under contention other threads may take the new blocks first: grow again.
+            if let Some(obj) = self.try_alloc() {
+                return obj;
+            }
         }
     }
 
     /// Sets the force step; 0 is taken as 1.
     pub fn set_force_step(&self, step: usize) {
-        self.inner.with_store(|st| st.force_step = step.max(1));
+        self.inner.blocks.set_force_step(step.max(1));
     }
 
     /// The force step.
     pub fn force_step(&self) -> usize {
-        self.inner.with_store(|st| st.force_step)
+        self.inner.blocks.force_step()
     }
 
     /// Sets (or with `None` removes) the destructor, run when an object's count reaches zero,
@@ -802,15 +838,18 @@ impl RawPool {
 
     /// Figures read together, consistent under concurrency.
     pub fn stats(&self) -> Stats {
-        self.inner.with_store(|st| st.stats())
+        self.inner.stats()
     }
 
     /// Zeroes `allocs` and `overflows`; `max_used`, `in_use` and `total` stay.
     pub fn reset_stats(&self) {
-        self.inner.with_store(|st| {
-            st.allocs = 0;
-            st.overflows = 0;
-        });
+        let mut borrowed = self.inner.borrowed.lock();
+        if let Some((_, stats)) = &mut borrowed.deleted {
+            stats.allocs = 0;
+            stats.overflows = 0;
+        }
+        drop(borrowed);
+        self.inner.blocks.reset_stats();
     }
 
     /// The name given at creation.
@@ -877,27 +916,28 @@ impl RawPool {
         let Some(parent) = &inner.parent else {
             return Err(RcError::NotASubPool { pool: inner.name.clone() });
         };
-        let chunks = {
-            let mut st = inner.store.lock();
-            if st.deleted {
+        let pieces = {
+            let mut borrowed = inner.borrowed.lock();
+            if borrowed.deleted.is_some() {
                 return Err(RcError::Deleted { pool: inner.name.clone() });
             }
-            if st.in_use > 0 {
-                return Err(RcError::Busy { pool: inner.name.clone(), in_use: st.in_use });
+            let before = inner.stats();
+            let busy = || RcError::Busy { pool: inner.name.clone(), in_use: inner.stats().in_use.max(1) };
+            if before.in_use > 0 {
+                return Err(busy());
             }
-            st.deleted = true;
-            st.free.clear();
-            st.total = 0;
-            core::mem::take(&mut st.chunks)
+            // All blocks out of the block pool in one step: fails if one was allocated meanwhile.
+            let own = match inner.blocks.lend(before.total) {
+                Ok(own) => own,
+                Err(BlockError::NotEnoughFree { .. }) => return Err(busy()),
+                Err(e) => return Err(grow_error(&inner.name, before.total)(e)),
+            };
+            let frozen = Stats { in_use: 0, total: 0, free: 0, ..before };
+            borrowed.deleted = Some((own, frozen));
+            inner.deleted.store(true, Ordering::Release);
+            core::mem::take(&mut borrowed.pieces)
         };
-        let pieces: Vec<NonNull<u8>> = chunks
-            .into_iter()
-            .filter_map(|c| match c {
-                Chunk::Lent(p) => Some(p),
-                Chunk::Source { .. } => None,
-            })
-            .collect();
-        parent.pool.inner.take_back(&pieces);
+        parent.pool.inner.take_back(pieces);
         #[cfg(not(loom))]
         drop(inner.registration.lock().take());
         log::debug!(target: inner.name.as_str(), "sub-pool \"{}\" deleted", inner.name);
@@ -906,7 +946,7 @@ impl RawPool {
 
     /// Whether [`RawPool::detach`] has deleted this sub-pool.
     pub fn is_deleted(&self) -> bool {
-        self.inner.with_store(|st| st.deleted)
+        self.inner.deleted.load(Ordering::Acquire)
     }
 
     /// Leaks the handle as a raw pointer (the C ABI's `le_mem_PoolRef_t`).
@@ -951,6 +991,8 @@ pub(crate) unsafe fn destroy(pool: *const PoolInner, obj: NonNull<u8>) {
     let last = {
         // SAFETY: the live objects hold a count on their pool, so the pool is alive.
         let inner = unsafe { &*pool };
+        // SAFETY: the caller's guarantee: an object of this pool, with its header.
+        let index = unsafe { header::header_of(obj) }.index();
         if let Some(d) = inner.destructor() {
             // SAFETY: the destructor contract: called with an object of this pool.
             unsafe { d.call(obj.as_ptr()) };
@@ -960,11 +1002,15 @@ pub(crate) unsafe fn destroy(pool: *const PoolInner, obj: NonNull<u8>) {
             unsafe { drop_obj(obj.as_ptr()) };
         }
         // SAFETY: the object sits `offset` bytes into its block.
-        inner.put_back(unsafe { obj.sub(inner.offset) })
+        let block = unsafe { obj.sub(inner.offset) };
+        // SAFETY: `(block, index)` is the block `hand_out` took apart, handed back once: the
+        // count went to zero once. (A forged pair would be caught by the block pool anyway.)
+        inner.blocks.release(unsafe { Block::from_raw_parts(block, index) });
+        inner.live.fetch_sub(1, Ordering::AcqRel) == 1
     };
     if last {
         // SAFETY: the count the first of the live objects took in `hand_out`; the last use of
-        // `inner` is above (after the lock was released).
+        // `inner` is above.
         unsafe { Arc::decrement_strong_count(pool) };
     }
 }

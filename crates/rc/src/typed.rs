@@ -315,7 +315,10 @@ impl<T> Drop for PoolBox<T> {
         let obj = self.ptr.cast::<u8>();
         // SAFETY: a live object of a pool of this crate (the box holds a count on the pool).
         let (header, pool) = unsafe { pool_of(obj) };
-        header.count.store(0, Ordering::Relaxed);
+        // Count 0, block index kept (the box held the only reference: no one else writes it).
+        header
+            .word
+            .store(header.word.load(Ordering::Relaxed) & !crate::header::COUNT_MASK, Ordering::Relaxed);
         // SAFETY: the box was the only reference; the count is now 0.
         unsafe { destroy(pool, obj) };
     }

@@ -16,6 +16,10 @@
 //! than a sub-pool needs it grows by the shortfall `s` and counts `s` overflows, one level up
 //! after another.
 //!
+//! Underneath, every pool is a `mempools_block::SyncPool`: a sub-pool borrows its blocks with the
+//! super-pool's lending API and adopts them into a block pool of its own (see `mempools-rc`).
+//! The `trace` feature logs every block alloc and release on the pool's name as the log target.
+//!
 //! In Rust the typed [`SubPool<T>`] is made from a [`Pool<T>`] only, so a sub-pool of a
 //! sub-pool cannot be written. The untyped functions ([`create_sub_pool`],
 //! [`create_reduced_pool`], [`delete_sub_pool`]) take any [`RawPool`] — the C ABI's single
