@@ -13,9 +13,12 @@
 //! itself is flat: under callgrind the same loops (release build, no LTO) execute 291-292
 //! instructions per alloc+free pair for 1, 8 and 64 granules and 582 per churn step, the same
 //! at every region size, and cachegrind sees no data-cache miss per 8-granule pair at 1 MiB,
-//! 256 MiB or 1 GiB. CPU time still counts the cache
-//! misses other processes cause when they share the core, so a heavily loaded machine spreads
-//! the figures somewhat; on an idle machine CPU time equals wall-clock time.
+//! 256 MiB or 1 GiB. CPU time does not remove every effect of a loaded machine: a
+//! hyperthread sibling or a hypervisor taking the CPU slows the thread while its CPU clock
+//! runs, and other processes evict its caches. On the 2-CPU development machine at a load of
+//! about 20, two runs still spread up to 1.4x and 1.8x between region sizes, the slowest size
+//! differing between runs (wall-clock runs at the same load: up to 1.4x, 4x slower overall);
+//! compare runs on a quiet machine. On an idle machine CPU time equals wall-clock time.
 //!
 //! `cargo bench -p mempools-benches --bench granule -- --warm-up-time 1 --measurement-time 2`
 
