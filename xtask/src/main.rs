@@ -127,7 +127,8 @@ fn tests() -> Result<(), String> {
 }
 
 /// Packages with a `trace` feature and a `tests/trace.rs` that checks its records.
-const TRACE_CRATES: &[&str] = &["mempools-granule", "mempools-iob"];
+const TRACE_CRATES: &[&str] =
+    &["mempools-block", "mempools-rc", "mempools-arena", "mempools-granule", "mempools-iob"];
 
 fn no_std() -> Result<(), String> {
     rustup(&["target", "add", BARE_METAL_TARGET])?;

@@ -3,41 +3,9 @@
 //! are compiled out). `cargo test -p mempools-arena --features trace --test trace` runs the
 //! traced case.
 
-use std::sync::Mutex;
-
-use log::{Level, LevelFilter, Log, Metadata, Record};
 use mempools_arena::{Heap, Pool, PoolConfig};
+use mempools_core::log_capture::{install, traced};
 use mempools_core::SystemSource;
-
-/// Every record, as (target, level, message).
-struct Capture(Mutex<Vec<(String, Level, String)>>);
-
-impl Log for Capture {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-
-    fn log(&self, record: &Record<'_>) {
-        let entry = (record.target().to_string(), record.level(), record.args().to_string());
-        self.0.lock().unwrap().push(entry);
-    }
-
-    fn flush(&self) {}
-}
-
-static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
-
-/// Installs the capturing logger at trace level (once per test binary).
-fn install() {
-    let _ = log::set_logger(&CAPTURE);
-    log::set_max_level(LevelFilter::Trace);
-}
-
-/// The trace-level messages logged on `target` so far.
-fn traced(target: &str) -> Vec<String> {
-    let records = CAPTURE.0.lock().unwrap();
-    records.iter().filter(|(t, l, _)| t == target && *l == Level::Trace).map(|(_, _, m)| m.clone()).collect()
-}
 
 #[test]
 fn heap_allocs_and_frees_are_traced_on_the_heap_name() {

@@ -8,7 +8,9 @@
 //! - [`source`]: where raw memory comes from (the system allocator, a caller's region, a source
 //!   that fails on command for out-of-memory tests);
 //! - [`fill`]: the byte patterns of the debug modes (fresh, allocated, freed, guard bands);
-//! - [`layout`]: alignment arithmetic without overflow.
+//! - [`layout`]: alignment arithmetic without overflow;
+//! - `log_capture` (feature `log-capture`, tests only): a logger that keeps every record, for
+//!   the pool crates' `trace` tests.
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -19,6 +21,8 @@ extern crate std;
 
 pub mod fill;
 pub mod layout;
+#[cfg(feature = "log-capture")]
+pub mod log_capture;
 pub mod source;
 pub mod sync;
 

@@ -2,41 +2,9 @@
 //! trace level on the pool's name; without it, nothing is (the calls are compiled out).
 //! `cargo test -p mempools-iob --features trace --test trace` runs the first case.
 
-use std::sync::Mutex;
-use std::thread;
-
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use mempools_core::log_capture::{install, traced};
 use mempools_iob::IobPool;
-
-/// Every record, as (target, level, message).
-struct Capture(Mutex<Vec<(String, Level, String)>>);
-
-impl Log for Capture {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-
-    fn log(&self, record: &Record<'_>) {
-        let entry = (record.target().to_string(), record.level(), record.args().to_string());
-        self.0.lock().unwrap().push(entry);
-    }
-
-    fn flush(&self) {}
-}
-
-static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
-
-/// Installs the capturing logger at trace level (once per test binary).
-fn install() {
-    let _ = log::set_logger(&CAPTURE);
-    log::set_max_level(LevelFilter::Trace);
-}
-
-/// The trace-level messages logged on `target` so far.
-fn traced(target: &str) -> Vec<String> {
-    let records = CAPTURE.0.lock().unwrap();
-    records.iter().filter(|(t, l, _)| t == target && *l == Level::Trace).map(|(_, _, m)| m.clone()).collect()
-}
+use std::thread;
 
 #[test]
 fn every_buffer_taken_and_given_back_is_traced_on_the_pool_name() {
