@@ -2,11 +2,11 @@
 //!
 //! | command | what it runs |
 //! | --- | --- |
-//! | `test` | the whole test suite: unit, integration, doc and C tests, no_std builds, loom models, Miri |
+//! | `test` | the whole test suite: unit, integration, doc and C tests, trace-feature tests, no_std builds, loom models, ASan, valgrind, Miri |
 //! | `ci` | `fmt --check`, clippy with warnings denied, then everything `test` runs, then the fuzz smoke; prints stage times |
 //! | `miri` | Miri (strict provenance) over every crate with unsafe code |
 //! | `asan` | the allocator crates' tests under AddressSanitizer (nightly), the block pool's also in `passthrough` mode |
-//! | `valgrind` | the block pool's tests, built with `passthrough`, under valgrind's memcheck (leaks included) |
+//! | `valgrind` | the block pool's tests, built with `passthrough`, under valgrind's memcheck (memory errors fail; definite leaks are listed) |
 //! | `loom` | the loom models |
 //! | `no-std` | the `no_std` crates for `thumbv7em-none-eabihf` without default features |
 //! | `fuzz-smoke [--seconds N] [TARGET...]` | every fuzz target for N seconds (default 20) from its seeds; fails on a crash |
@@ -197,23 +197,25 @@ fn clippy() -> Result<(), String> {
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
 }
 
+/// The whole test suite, `cargo xtask test` (the README's command).
+fn test_suite(stages: &mut Stages) -> Result<(), String> {
+    stages.run("tests", tests)?;
+    stages.run("no_std builds", no_std)?;
+    stages.run("loom models", loom)?;
+    stages.run("asan", sanitize::asan)?;
+    stages.run("valgrind", sanitize::valgrind)?;
+    stages.run("miri", miri)
+}
+
 fn main() -> ExitCode {
     let command = std::env::args().nth(1).unwrap_or_default();
     let mut stages = Stages { done: Vec::new() };
     let result = match command.as_str() {
-        "test" => (|| {
-            stages.run("tests", tests)?;
-            stages.run("no_std builds", no_std)?;
-            stages.run("loom models", loom)?;
-            stages.run("miri", miri)
-        })(),
+        "test" => test_suite(&mut stages),
         "ci" => (|| {
             stages.run("fmt", fmt_check)?;
             stages.run("clippy", clippy)?;
-            stages.run("tests", tests)?;
-            stages.run("no_std builds", no_std)?;
-            stages.run("loom models", loom)?;
-            stages.run("miri", miri)?;
+            test_suite(&mut stages)?;
             stages.run("fuzz smoke", || fuzz::fuzz_smoke(&["--seconds".to_string(), "10".to_string()]))
         })(),
         "miri" => stages.run("miri", miri),
