@@ -17,30 +17,11 @@ use std::ffi::{c_void, CStr};
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use mempools::area_malloc::*;
-use mempools_fuzz::ffi::{expect_errors, quiet_logger};
-use mempools_fuzz::{expect_filled, fill, next_op, Shadow};
+use mempools_fuzz::ffi::{expect_errors, quiet_logger, Size};
+use mempools_fuzz::{expect_filled, fill, program, Shadow};
 
 static OUTSIDE: [u128; 8] = [0; 8];
 const NAME: &CStr = c"generic/area_malloc/v1";
-
-#[derive(Arbitrary, Debug, Clone, Copy)]
-enum Size {
-    Zero,
-    Small(u8),
-    Medium(u16),
-    Huge(u8),
-}
-
-impl Size {
-    fn get(self) -> usize {
-        match self {
-            Size::Zero => 0,
-            Size::Small(n) => n as usize,
-            Size::Medium(n) => n as usize % 8192,
-            Size::Huge(k) => usize::MAX - k as usize,
-        }
-    }
-}
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
 enum Bad {
@@ -195,15 +176,7 @@ fn run(data: &[u8]) {
         m.free.unwrap(),
     );
     let stack = 0u128;
-    let mut steps = 0;
-    while let Some(op) = next_op::<Op>(&mut u) {
-        steps += 1;
-        if steps > 150 {
-            break;
-        }
-        if std::env::var_os("FUZZ_OPS").is_some() {
-            eprintln!("op {steps}: {op:?}");
-        }
+    for op in program::<Op>(&mut u, 150) {
         match op {
             Op::Create(a, pages, l, prot) => {
                 if st.pools.len() >= 4 {

@@ -18,7 +18,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use mempools::gran::*;
 use mempools_fuzz::ffi::{expect_errors, quiet_logger};
-use mempools_fuzz::{expect_filled, fill, next_op, Shadow};
+use mempools_fuzz::{expect_filled, fill, program, Shadow};
 
 const EINVAL: i32 = -libc::EINVAL;
 const EEXIST: i32 = -libc::EEXIST;
@@ -210,16 +210,8 @@ fn run(data: &[u8]) {
     let mut m = Model { start, gran, align, g: vec![G::Free; ng], shadow: Shadow::new(), live: Vec::new() };
     let end = start + ng * gran;
     let mut pg_live: Vec<(usize, usize)> = Vec::new();
-    let mut steps = 0;
 
-    while let Some(op) = next_op::<Op>(&mut u) {
-        steps += 1;
-        if steps > 200 {
-            break;
-        }
-        if std::env::var_os("FUZZ_OPS").is_some() {
-            eprintln!("op {steps}: {op:?}");
-        }
+    for op in program::<Op>(&mut u, 200) {
         match op {
             Op::Alloc(size) => {
                 let size = size.get();

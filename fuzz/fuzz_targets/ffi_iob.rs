@@ -21,7 +21,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use mempools::iob::*;
 use mempools_fuzz::ffi::{expect_errors, quiet_logger};
-use mempools_fuzz::next_op;
+use mempools_fuzz::program;
 
 const NBUF: usize = 24;
 const BUFSIZE: usize = 32;
@@ -121,15 +121,7 @@ fn run(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let q = Box::new(iob_queue_s { qh_head: std::ptr::null_mut(), qh_tail: std::ptr::null_mut() });
     let mut st = St { chains: Vec::new(), queue: VecDeque::new(), q };
-    let mut steps = 0;
-    while let Some(op) = next_op::<Op>(&mut u) {
-        steps += 1;
-        if steps > 150 {
-            break;
-        }
-        if std::env::var_os("FUZZ_OPS").is_some() {
-            eprintln!("op {steps}: {op:?}");
-        }
+    for op in program::<Op>(&mut u, 150) {
         match op {
             Op::Alloc(throttled) => {
                 let avail = iob_navail(throttled);

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use mempools::le_mem::*;
-use mempools_fuzz::{expect_filled, fill, next_op, Shadow};
+use mempools_fuzz::{expect_filled, fill, program, Shadow};
 
 const ROOT_SIZE: usize = 64;
 
@@ -94,14 +94,9 @@ fn run(data: &[u8]) {
     let mut pools: Vec<P> = vec![P { r: root, name: name_of(root), refs: 0 }];
     let mut objs: Vec<Obj> = Vec::new();
     let mut shadow = Shadow::new();
-    let mut steps = 0;
     let pick = |pools: &Vec<P>, i: u8| pools[i as usize % pools.len()].r;
 
-    while let Some(op) = next_op::<Op>(&mut u) {
-        steps += 1;
-        if steps > 100 {
-            break;
-        }
+    for op in program::<Op>(&mut u, 100) {
         match op {
             Op::SubPool(name, n) => {
                 let c = cname(&name);

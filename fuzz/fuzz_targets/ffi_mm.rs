@@ -20,7 +20,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use mempools::mm::*;
 use mempools_fuzz::ffi::{expect_errors, quiet_logger};
-use mempools_fuzz::{expect_filled, fill, next_op, Shadow};
+use mempools_fuzz::{expect_filled, fill, program, Shadow};
 
 /// A static, never a heap's: freeing into it is foreign.
 static OUTSIDE: [u128; 8] = [0; 8];
@@ -212,15 +212,7 @@ fn run(data: &[u8]) {
     }
     let mut st = State { heaps, shadow: Shadow::new(), live: Vec::new(), freed: Vec::new() };
     let stack = 0u128;
-    let mut steps = 0;
-    while let Some(op) = next_op::<Op>(&mut u) {
-        steps += 1;
-        if steps > 150 {
-            break;
-        }
-        if std::env::var_os("FUZZ_OPS").is_some() {
-            eprintln!("op {steps}: {op:?}");
-        }
+    for op in program::<Op>(&mut u, 150) {
         match op {
             Op::Malloc(h, size) | Op::Zalloc(h, size) => {
                 let (h, n) = (h as usize, size.get());

@@ -28,8 +28,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use mempools::pool::*;
 use mempools_core::fill::GUARD;
-use mempools_fuzz::ffi::{exit_status_of, expect_errors, quiet_logger};
-use mempools_fuzz::{expect_filled, fill, next_op, Shadow};
+use mempools_fuzz::ffi::{exit_status_of, expect_errors, quiet_logger, Size};
+use mempools_fuzz::{expect_filled, fill, program, Shadow};
 
 /// The status a forked child's `panic` callback exits with.
 const PANICKED: i32 = 77;
@@ -137,25 +137,6 @@ fn pools() -> [usize; POOLS] {
             pool as *mut Pool as usize
         })
     })
-}
-
-#[derive(Arbitrary, Debug, Clone, Copy)]
-enum Size {
-    Zero,
-    Small(u8),
-    Medium(u16),
-    Huge(u8),
-}
-
-impl Size {
-    fn get(self) -> usize {
-        match self {
-            Size::Zero => 0,
-            Size::Small(n) => n as usize,
-            Size::Medium(n) => n as usize % 8192,
-            Size::Huge(k) => usize::MAX - k as usize,
-        }
-    }
 }
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -284,15 +265,7 @@ fn run(data: &[u8]) {
     let may_fork = RUNS.fetch_add(1, Ordering::Relaxed) % FORK_EVERY == 0;
     let mut forked = false;
     let stack = [0u128; 2];
-    let mut steps = 0;
-    while let Some(op) = next_op::<Op>(&mut u) {
-        steps += 1;
-        if steps > 150 {
-            break;
-        }
-        if std::env::var_os("FUZZ_OPS").is_some() {
-            eprintln!("op {steps}: {op:?}");
-        }
+    for op in program::<Op>(&mut u, 150) {
         match op {
             Op::Alloc(i, size) => {
                 let (i, n) = (i as usize % POOLS, size.get());

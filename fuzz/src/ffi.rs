@@ -72,3 +72,29 @@ pub fn exit_status_of(f: impl FnOnce()) -> Option<i32> {
     assert_eq!(r, pid, "waitpid failed");
     libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status))
 }
+
+/// A request size as hostile C callers pass them: zero, small, medium, and near `usize::MAX`
+/// (which every size computation must refuse without overflowing).
+#[derive(arbitrary::Arbitrary, Debug, Clone, Copy)]
+pub enum Size {
+    /// 0 bytes.
+    Zero,
+    /// Under 256 bytes.
+    Small(u8),
+    /// Under 8 KiB.
+    Medium(u16),
+    /// `usize::MAX - k`.
+    Huge(u8),
+}
+
+impl Size {
+    /// The size in bytes.
+    pub fn get(self) -> usize {
+        match self {
+            Size::Zero => 0,
+            Size::Small(n) => n as usize,
+            Size::Medium(n) => n as usize % 8192,
+            Size::Huge(k) => usize::MAX - k as usize,
+        }
+    }
+}

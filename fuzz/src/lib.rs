@@ -149,3 +149,18 @@ pub fn next_op<'a, T: arbitrary::Arbitrary<'a>>(u: &mut arbitrary::Unstructured<
     }
     T::arbitrary(u).ok()
 }
+
+/// The program's operations in order: at most `max_steps` (a bound on the time one input
+/// takes), each printed to stderr when `FUZZ_OPS` is set, to replay a crash step by step.
+pub fn program<'a, 'u, T: arbitrary::Arbitrary<'a> + std::fmt::Debug>(
+    u: &'u mut arbitrary::Unstructured<'a>,
+    max_steps: usize,
+) -> impl Iterator<Item = T> + use<'a, 'u, T> {
+    let show = std::env::var_os("FUZZ_OPS").is_some();
+    std::iter::from_fn(move || next_op(u)).take(max_steps).enumerate().map(move |(i, op)| {
+        if show {
+            eprintln!("op {}: {op:?}", i + 1);
+        }
+        op
+    })
+}

@@ -619,11 +619,6 @@ fn to_json(workloads: &[Workload], command: &str) -> Value {
     })
 }
 
-/// The repository's root (where `benches/` is), whatever the current directory.
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repository").to_path_buf()
-}
-
 /// Runs the benchmarks (unless `--no-run`) and writes the report.
 pub fn bench_report(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
@@ -639,7 +634,8 @@ pub fn bench_report(args: &[String]) -> Result<(), String> {
     };
     // Set by hand in full mode, it shortens the latency and efficiency binaries' own loops.
     let short_loops = quick || std::env::var_os("MEMPOOLS_BENCH_QUICK").is_some();
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| crate::root().join("target"), PathBuf::from);
     let target_env =
         std::env::var("CARGO_TARGET_DIR").map(|t| format!("CARGO_TARGET_DIR={t} ")).unwrap_or_default();
     let quick_env = if short_loops { "MEMPOOLS_BENCH_QUICK=1 " } else { "" };
@@ -648,7 +644,7 @@ pub fn bench_report(args: &[String]) -> Result<(), String> {
         let _ = std::fs::remove_dir_all(target.join("criterion"));
         let _ = std::fs::remove_dir_all(target.join("bench-extra"));
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.current_dir(root()).args(["bench", "-p", "mempools-benches", "--"]).args(timing);
+        cmd.current_dir(crate::root()).args(["bench", "-p", "mempools-benches", "--"]).args(timing);
         if short_loops {
             cmd.env("MEMPOOLS_BENCH_QUICK", "1");
         }
@@ -668,7 +664,7 @@ pub fn bench_report(args: &[String]) -> Result<(), String> {
     } else {
         format!("{target_env}{quick_env}cargo xtask bench-report  # runs {command}")
     };
-    let readme = root().join("benches/README.md");
+    let readme = crate::root().join("benches/README.md");
     std::fs::write(&readme, render(&workloads, &command)).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
     let json = serde_json::to_string_pretty(&to_json(&workloads, &command)).map_err(|e| e.to_string())?;

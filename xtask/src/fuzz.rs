@@ -7,7 +7,6 @@
 //! executions per target and fails when any target crashes (its reproducer lands in
 //! `fuzz/artifacts/<target>/`).
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -41,15 +40,10 @@ fn cargo_fuzz_installed() -> bool {
     crate::nightly_cargo().args(["fuzz", "--version"]).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
-/// The repository root (the parent of `xtask/`).
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repository").to_path_buf()
-}
-
 /// `cargo fuzz` on the nightly toolchain, in the repository root.
 fn cargo_fuzz() -> Command {
     let mut cmd = crate::nightly_cargo();
-    cmd.current_dir(root()).arg("fuzz");
+    cmd.current_dir(crate::root()).arg("fuzz");
     cmd
 }
 
@@ -82,7 +76,7 @@ pub fn fuzz_smoke(args: &[String]) -> Result<(), String> {
     }
     crate::run(cargo_fuzz().arg("build"))?;
 
-    let root = root();
+    let root = crate::root();
     let mut outcomes = Vec::new();
     for target in &targets {
         let seeds = root.join("fuzz/corpus").join(target);

@@ -6,7 +6,7 @@
 //! shadow models cover those). That is what the block pool's `passthrough` feature is for:
 //! every block is a `malloc` of its own, so both tools check each block's bounds and lifetime.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use crate::{nightly_cargo, package_args, run, rustup};
@@ -33,11 +33,6 @@ pub const ASAN_CRATES: &[&str] = &[
     "mempools-iob",
 ];
 
-/// The repository root (the parent of `xtask/`).
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repository").to_path_buf()
-}
-
 /// `cargo test` of the given packages under AddressSanitizer (nightly, `target/asan`).
 ///
 /// Without `-Zbuild-std`: the standard library stays uninstrumented. Its generic code
@@ -46,9 +41,9 @@ fn root() -> PathBuf {
 /// is checking inside std's few non-generic functions; rebuilding std instrumented would add
 /// a build of std (and a separate target directory's worth of it) to every CI run.
 fn asan_test(args: &[String]) -> Result<(), String> {
-    let suppressions = root().join("xtask/lsan.supp");
+    let suppressions = crate::root().join("xtask/lsan.supp");
     let mut cmd = nightly_cargo();
-    cmd.current_dir(root())
+    cmd.current_dir(crate::root())
         .args(["test", "--target", HOST_TARGET, "--lib", "--tests", "--no-fail-fast"])
         .args(args)
         .env("RUSTFLAGS", "-Zsanitizer=address")
@@ -109,7 +104,7 @@ pub fn valgrind() -> Result<(), String> {
     }
     let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     build
-        .current_dir(root())
+        .current_dir(crate::root())
         .args(["test", "-p", VALGRIND_PACKAGE, "--features", "passthrough", "--lib", "--tests", "--no-run"])
         .args(["--message-format", "json-render-diagnostics"])
         .env("CARGO_TARGET_DIR", "target/valgrind");
@@ -122,11 +117,11 @@ pub fn valgrind() -> Result<(), String> {
     if exes.is_empty() {
         return Err("cargo built no test executables".into());
     }
-    let suppressions = root().join("xtask/valgrind.supp");
+    let suppressions = crate::root().join("xtask/valgrind.supp");
     let mut failed = Vec::new();
     for exe in &exes {
         let mut cmd = Command::new("valgrind");
-        cmd.current_dir(root().join("crates/block"))
+        cmd.current_dir(crate::root().join("crates/block"))
             // Definite leaks are shown, not failed (see above); "possibly lost" is valgrind's
             // word for a block reached only through an interior pointer, which is how std
             // keeps the main thread's handle and hashbrown its tables (the stats registry's):
