@@ -45,7 +45,7 @@ pub mod prelude {
     pub use mempools_stats::{registry, PoolKind, PoolStats};
 
     #[cfg(feature = "block")]
-    pub use mempools_block::{BlockError, LocalPool, SyncPool};
+    pub use mempools_block::{BlockError, LocalPool, SyncPool, ThreadCache};
     #[cfg(feature = "rc")]
     pub use mempools_rc::{ObjectPool, Pool, PoolBox, PoolRc, RawPool, RcError};
     #[cfg(feature = "subpool")]
