@@ -388,7 +388,9 @@ impl<S: Source> LocalPool<S> {
         unsafe {
             debug::on_alloc(&self.geometry, &self.options, object.as_ptr(), !cfg!(feature = "passthrough"))
         };
-        if self.options.checked || self.options.track_callers {
+        // Passthrough keeps every live block: `owns` answers from it, and drop frees what is
+        // still out.
+        if self.options.checked || self.options.track_callers || cfg!(feature = "passthrough") {
             self.live
                 .borrow_mut()
                 .insert(object.as_ptr() as usize, self.options.track_callers.then_some(caller));
@@ -483,10 +485,11 @@ impl<S: Source> LocalPool<S> {
         log::trace!(target: self.name(), "release {:p}", ptr);
     }
 
-    /// In checked or tracking mode, forgets `ptr` as a live block, panicking if it is not one.
+    /// In checked, tracking or passthrough mode, forgets `ptr` as a live block; in checked
+    /// mode, panics if it is not one.
     #[track_caller]
     fn check_live(&self, ptr: NonNull<u8>, what: &str) {
-        if !(self.options.checked || self.options.track_callers) {
+        if !(self.options.checked || self.options.track_callers || cfg!(feature = "passthrough")) {
             return;
         }
         if self.live.borrow_mut().remove(&(ptr.as_ptr() as usize)).is_none() && self.options.checked {
@@ -610,6 +613,16 @@ impl<S: Source> Drop for LocalPool<S> {
         let in_use = self.stats().in_use;
         if in_use > 0 {
             log::warn!(target: self.name(), "pool \"{}\" dropped with {in_use} blocks in use", self.name());
+        }
+        // Passthrough: the blocks still out go with the pool, as their chunks do in the normal
+        // build (a block used after its pool is dropped is a bug either way).
+        #[cfg(feature = "passthrough")]
+        for (object, _) in self.live.get_mut().drain() {
+            // The key came from an `as` cast of the object pointer, which exposed its provenance.
+            let object = core::ptr::with_exposed_provenance_mut::<u8>(object);
+            // SAFETY: every live block was allocated by `pop` with this layout, `front` bytes
+            // before its object, and the pool is going away: no one may use it any more.
+            unsafe { alloc::alloc::dealloc(object.sub(self.geometry.front), self.geometry.block_layout()) };
         }
         if self.source.can_free() {
             for (base, layout) in self.chunks.get_mut().drain(..) {

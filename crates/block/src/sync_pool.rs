@@ -1111,6 +1111,16 @@ impl<S: Source> Drop for SyncPool<S> {
         if stats.in_use > 0 {
             log::warn!(target: self.name(), "pool \"{}\" dropped with {} blocks in use", self.name(), stats.in_use);
         }
+        // Passthrough: the blocks still out go with the pool, as their chunks do in the normal
+        // build (a block used after its pool is dropped is a bug either way).
+        #[cfg(feature = "passthrough")]
+        for index in 0..self.shared.total.load(Ordering::Acquire) {
+            // SAFETY: the index is below `total` (acquire load).
+            let slot = unsafe { self.slot(index) };
+            if let Some(object) = NonNull::new(slot.addr.load(Ordering::Acquire)) {
+                self.dematerialize(slot, object);
+            }
+        }
         if self.source.can_free() {
             for (base, layout) in self.growth.lock().chunks.drain(..) {
                 // SAFETY: each chunk came from `self.source.alloc(layout)`, and the pool is
