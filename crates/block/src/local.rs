@@ -390,7 +390,7 @@ impl<S: Source> LocalPool<S> {
         };
         // Passthrough keeps every live block: `owns` answers from it, and drop frees what is
         // still out.
-        if self.options.checked || self.options.track_callers || cfg!(feature = "passthrough") {
+        if self.keeps_live() {
             self.live
                 .borrow_mut()
                 .insert(object.as_ptr() as usize, self.options.track_callers.then_some(caller));
@@ -478,6 +478,7 @@ impl<S: Source> LocalPool<S> {
         self.check_live(ptr, "release");
         // SAFETY: a live block of this pool (checked above, or the caller's guarantee).
         unsafe { debug::on_release(self.name(), &self.geometry, &self.options, ptr.as_ptr()) };
+        self.forget_live(ptr);
         // SAFETY: as above; it is not on the free list.
         unsafe { self.push(ptr) };
         add_usize(&self.shared.returned, 1);
@@ -485,17 +486,30 @@ impl<S: Source> LocalPool<S> {
         log::trace!(target: self.name(), "release {:p}", ptr);
     }
 
-    /// In checked, tracking or passthrough mode, forgets `ptr` as a live block; in checked
-    /// mode, panics if it is not one.
+    /// Whether the pool keeps the set of live blocks (checked, tracking or passthrough mode).
+    fn keeps_live(&self) -> bool {
+        self.options.checked || self.options.track_callers || cfg!(feature = "passthrough")
+    }
+
+    /// In checked mode, panics if `ptr` is not a live block. The block stays in the live set
+    /// until [`Self::forget_live`]: a guard-band panic between the two leaves it there, to be
+    /// reported as a leak (and freed with the pool in passthrough mode).
     #[track_caller]
     fn check_live(&self, ptr: NonNull<u8>, what: &str) {
-        if !(self.options.checked || self.options.track_callers || cfg!(feature = "passthrough")) {
+        if !self.keeps_live() {
             return;
         }
-        if self.live.borrow_mut().remove(&(ptr.as_ptr() as usize)).is_none() && self.options.checked {
+        if !self.live.borrow().contains_key(&(ptr.as_ptr() as usize)) && self.options.checked {
             let reason = if self.owns(ptr) { "double release of block" } else { "foreign pointer" };
             log::error!(target: self.name(), "pool \"{}\": {what}: {reason} {ptr:p}", self.name());
             panic!("pool \"{}\": {what}: {reason} {ptr:p}", self.name());
+        }
+    }
+
+    /// Forgets a released block as live (when the pool keeps the live set).
+    fn forget_live(&self, ptr: NonNull<u8>) {
+        if self.keeps_live() {
+            self.live.borrow_mut().remove(&(ptr.as_ptr() as usize));
         }
     }
 
@@ -600,6 +614,7 @@ impl<S: Source> LocalPool<S> {
             self.check_live(ptr, "take back");
             // SAFETY: a lent block of this pool, given back (the caller's guarantee).
             unsafe { debug::on_release(self.name(), &self.geometry, &self.options, ptr.as_ptr()) };
+            self.forget_live(ptr);
             // SAFETY: as above; it is not on the free list.
             unsafe { self.push(ptr) };
             n += 1;
