@@ -91,6 +91,8 @@ impl AddressSpec {
 /// ```
 /// use mempools_arena::area::{AddressSpec, AreaPool, B_NO_LOCK, B_READ_AREA, B_WRITE_AREA};
 ///
+/// # // Miri cannot call mmap (the area tests are ignored under Miri for the same reason).
+/// # if cfg!(miri) { return; }
 /// let pool = AreaPool::create("doc.area", AddressSpec::Any, 64 * 1024, B_NO_LOCK, B_READ_AREA | B_WRITE_AREA)
 ///     .unwrap();
 /// let p = pool.malloc(100).unwrap();
