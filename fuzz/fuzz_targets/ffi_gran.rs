@@ -271,7 +271,9 @@ fn run(data: &[u8]) {
                         (live.map_or(start, |l| l.0) + 1 + k as usize % (gran - 1), gran)
                     }
                     Bad::NotAllocated => {
-                        let Some(k) = (0..ng).map(|k| (k + i as usize) % ng).find(|&k| m.g[k] != G::Taken)
+                        // Free granules only: reserved ones are marked allocated in the bitmap
+                        // (as NuttX's gran_reserve does), so freeing them is not detectable.
+                        let Some(k) = (0..ng).map(|k| (k + i as usize) % ng).find(|&k| m.g[k] == G::Free)
                         else {
                             continue;
                         };
