@@ -266,6 +266,10 @@ fn run(data: &[u8]) {
     let mut forked = false;
     let stack = [0u128; 2];
     for op in program::<Op>(&mut u, 150) {
+        // A failed allocation may have compacted (Plan 9's compact-once-and-retry) and moved
+        // blocks before an arm `continue`d past the end-of-step bookkeeping: follow the moves
+        // before this step reads the model.
+        st.apply_moves();
         match op {
             Op::Alloc(i, size) => {
                 let (i, n) = (i as usize % POOLS, size.get());
@@ -520,6 +524,7 @@ fn run(data: &[u8]) {
         st.apply_moves();
         st.check();
     }
+    st.apply_moves();
     st.check_contents();
     for &p in &pools {
         // SAFETY: our pool; every block is given up.
