@@ -282,8 +282,10 @@ fn run(data: &[u8]) {
                     Bad::TooMuch => {
                         let Some((addr, n)) = live else { continue };
                         let k = m.idx(addr) + n;
-                        if k < ng && m.g[k] == G::Taken {
-                            continue; // two neighbouring allocations: not detected (documented)
+                        if k < ng && m.g[k] != G::Free {
+                            // A neighbouring allocation or reservation (both are marked
+                            // allocated): not detected (documented).
+                            continue;
                         }
                         (addr, (n + 1) * gran)
                     }
