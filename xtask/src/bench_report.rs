@@ -18,7 +18,12 @@
 //! - `MEMPOOLS_BENCH_QUICK=1` is set in quick mode: bench binaries with their own loops
 //!   shorten them.
 //!
-//! `--no-run` only renders what the last run left.
+//! After the benchmarks it runs [`crate::malloc_compare`] with fewer repetitions (3; 2 with
+//! `--quick`): real programs with and without `libmempools_malloc.so` preloaded, the last
+//! section of the README ("malloc: real programs under LD_PRELOAD") and the JSON's
+//! `malloc_real_programs`.
+//!
+//! `--no-run` only renders what the last run left (`malloc-compare.json` included).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -27,6 +32,8 @@ use std::process::Command;
 use std::time::SystemTime;
 
 use serde_json::{json, Value};
+
+use crate::malloc_compare;
 
 struct Row {
     contender: String,
@@ -470,7 +477,7 @@ fn format_value(value: f64, unit: &str) -> String {
     }
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
@@ -653,6 +660,17 @@ pub fn bench_report(args: &[String]) -> Result<(), String> {
         }
         crate::run(&mut cmd)?;
     }
+    // A failure here still writes the report (the section says why), then fails the command.
+    let mut malloc_failure = None;
+    if !no_run {
+        let reps = if quick { 2 } else { 3 };
+        let malloc_command = format!("{target_env}cargo xtask malloc-compare --reps {reps}");
+        if let Err(e) = malloc_compare::compare(reps, &malloc_command) {
+            let _ = std::fs::remove_file(target.join(malloc_compare::JSON_FILE));
+            malloc_failure = Some(format!("malloc-compare: {e}"));
+        }
+    }
+    let malloc = malloc_compare::Comparison::load(&target);
     let mut workloads = criterion_workloads(&target.join("criterion"));
     workloads.extend(extra_workloads(&target.join("bench-extra")));
     if workloads.is_empty() {
@@ -668,10 +686,18 @@ pub fn bench_report(args: &[String]) -> Result<(), String> {
         format!("{target_env}{quick_env}cargo xtask bench-report  # runs {command}")
     };
     let readme = crate::root().join("benches/README.md");
-    std::fs::write(&readme, render(&workloads, &command)).map_err(|e| e.to_string())?;
+    let mut md = render(&workloads, &command);
+    md.push_str(&malloc_compare::section(malloc.as_ref(), malloc_failure.as_deref()));
+    std::fs::write(&readme, md).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
-    let json = serde_json::to_string_pretty(&to_json(&workloads, &command)).map_err(|e| e.to_string())?;
+    let mut report = to_json(&workloads, &command);
+    report["malloc_real_programs"] = match (&malloc_failure, &malloc) {
+        (Some(e), _) => json!({ "error": e }),
+        (None, Some(c)) => c.to_json(),
+        (None, None) => Value::Null,
+    };
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     std::fs::write(target.join("bench-report.json"), json).map_err(|e| e.to_string())?;
     eprintln!("wrote {} and {}", readme.display(), target.join("bench-report.json").display());
-    Ok(())
+    malloc_failure.map_or(Ok(()), Err)
 }

@@ -10,13 +10,15 @@
 //! | `loom` | the loom models |
 //! | `no-std` | the `no_std` crates for `thumbv7em-none-eabihf` without default features |
 //! | `fuzz-smoke [--seconds N] [TARGET...]` | every fuzz target for N seconds (default 20) from its seeds; fails on a crash |
-//! | `bench-report [--quick]` | every benchmark, then `benches/README.md` and `target/bench-report.json` |
+//! | `bench-report [--quick]` | every benchmark and `malloc-compare`, then `benches/README.md` and `target/bench-report.json` |
+//! | `malloc-compare [--reps N]` | python3, git, sort and a threaded C program with and without `libmempools_malloc.so` preloaded: wall time and peak RSS (`target/malloc-compare.json`) |
 //!
 //! Each stage installs what it needs through rustup (components, targets) first, so a fresh
 //! machine with Rust installed needs nothing else but valgrind (which `.ci/run` installs).
 
 mod bench_report;
 mod fuzz;
+mod malloc_compare;
 mod sanitize;
 
 use std::process::{Command, ExitCode};
@@ -81,6 +83,11 @@ fn root() -> std::path::PathBuf {
         .parent()
         .expect("xtask lives in the repository")
         .to_path_buf()
+}
+
+/// The target directory: `$CARGO_TARGET_DIR`, else `target/` in the repository.
+fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), std::path::PathBuf::from)
 }
 
 fn cargo() -> Command {
@@ -239,8 +246,12 @@ fn main() -> ExitCode {
             let rest: Vec<String> = std::env::args().skip(2).collect();
             stages.run("bench report", || bench_report::bench_report(&rest))
         }
+        "malloc-compare" => {
+            let rest: Vec<String> = std::env::args().skip(2).collect();
+            stages.run("malloc compare", || malloc_compare::malloc_compare(&rest))
+        }
         _ => {
-            eprintln!("usage: cargo xtask <test | ci | miri | asan | valgrind | loom | no-std | fuzz-smoke [--seconds N] | bench-report [--quick]>");
+            eprintln!("usage: cargo xtask <test | ci | miri | asan | valgrind | loom | no-std | fuzz-smoke [--seconds N] | bench-report [--quick] | malloc-compare [--reps N]>");
             return ExitCode::from(2);
         }
     };
