@@ -438,11 +438,11 @@ fn same_stdout(program: &Program, out_dir: &Path, with_library: bool) -> Result<
 }
 
 /// Writes the 10 MiB input of `sort` (xorshift64 numbers, one `hex decimal` pair per line),
-/// line by line: the measuring process stays small.
-fn write_sort_input(out: impl std::io::Write) -> std::io::Result<()> {
+/// line by line: the measuring process stays small. Returns the number of lines.
+fn write_sort_input(out: impl std::io::Write) -> std::io::Result<usize> {
     let mut out = BufWriter::new(out);
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut written = 0;
+    let (mut written, mut lines) = (0, 0);
     while written < 10 << 20 {
         x ^= x << 13;
         x ^= x >> 7;
@@ -450,8 +450,10 @@ fn write_sort_input(out: impl std::io::Write) -> std::io::Result<()> {
         let line = format!("{x:x} {}\n", x % 1000);
         out.write_all(line.as_bytes())?;
         written += line.len();
+        lines += 1;
     }
-    out.flush()
+    out.flush()?;
+    Ok(lines)
 }
 
 /// Makes the inputs under `scratch` and describes the programs.
@@ -475,8 +477,8 @@ fn programs(root: &Path, scratch: &Path) -> Result<Vec<Program>, String> {
     let heavy = root.join("ffi/malloc/tests/c/heavy.py");
     let python = Program {
         name: "python3",
-        what: "`python3 ffi/malloc/tests/c/heavy.py`: 60 000 dict entries, a JSON round trip, sorting, \
-               20 000 bytearrays"
+        what: "`python3 ffi/malloc/tests/c/heavy.py`: a large dict, a JSON round trip, sorting, many \
+               bytearrays"
             .into(),
         steps: vec![step(
             &["python3", &heavy.display().to_string()],
@@ -489,11 +491,14 @@ fn programs(root: &Path, scratch: &Path) -> Result<Vec<Program>, String> {
 
     let repo = scratch.join("repo");
     std::fs::create_dir_all(&repo).map_err(|e| io("repo", e))?;
-    for i in 1..=300u32 {
+    let files = 300u32;
+    let mut repo_bytes = 0;
+    for i in 1..=files {
         let mut text = String::new();
         for n in i..=i * 40 {
             let _ = writeln!(text, "{n}");
         }
+        repo_bytes += text.len();
         std::fs::write(repo.join(format!("f{i}.txt")), text).map_err(|e| io("repo file", e))?;
     }
     let git_env = base_env(&[
@@ -513,9 +518,11 @@ fn programs(root: &Path, scratch: &Path) -> Result<Vec<Program>, String> {
     };
     let git_program = Program {
         name: "git",
-        what: "git on 300 files (8.5 MiB): `init`, `add .`, `commit`, `log --stat`, `repack -a -d` \
-               (the five processes' times add up)"
-            .into(),
+        what: format!(
+            "git on {files} files ({:.1} MiB): `init`, `add .`, `commit`, `log --stat`, `repack -a -d` \
+             (the five processes' times add up)",
+            repo_bytes as f64 / f64::from(1u32 << 20)
+        ),
         steps: vec![
             git(&["init", "-q", "-b", "main"]),
             git(&["add", "."]),
@@ -527,10 +534,10 @@ fn programs(root: &Path, scratch: &Path) -> Result<Vec<Program>, String> {
     };
 
     let input = scratch.join("input.txt");
-    File::create(&input).and_then(write_sort_input).map_err(|e| io("sort input", e))?;
+    let lines = File::create(&input).and_then(write_sort_input).map_err(|e| io("sort input", e))?;
     let sort = Program {
         name: "sort",
-        what: "`sort` (LC_ALL=C) of a 10 MiB file of 430 000 lines".into(),
+        what: format!("`sort` (LC_ALL=C) of a 10 MiB file of {lines} lines"),
         steps: vec![step(&["sort", &input.display().to_string()], scratch, base_env(&[]), 0)],
         reset: None,
     };
@@ -540,8 +547,8 @@ fn programs(root: &Path, scratch: &Path) -> Result<Vec<Program>, String> {
     crate::run(Command::new("cc").args(["-O2", "-w", "-pthread", "-o"]).arg(&threads).arg(&source))?;
     let threads_program = Program {
         name: "threads.c",
-        what: "`ffi/malloc/tests/c/threads.c`: 4 threads, 20 000 malloc/calloc/posix_memalign/realloc \
-               each, freed by other threads, then a fork (exits with status 3 on purpose)"
+        what: "`ffi/malloc/tests/c/threads.c`: threads calling malloc, calloc, posix_memalign and \
+               realloc, blocks freed by other threads, then a fork (exits with status 3 on purpose)"
             .into(),
         steps: vec![step(&[&threads.display().to_string()], scratch, base_env(&[]), 3)],
         reset: None,
@@ -712,7 +719,8 @@ mod tests {
     fn the_sort_input_is_ten_mib_and_deterministic() {
         let sort_input = || {
             let mut v = Vec::new();
-            write_sort_input(&mut v).unwrap();
+            let lines = write_sort_input(&mut v).unwrap();
+            assert_eq!(lines, v.iter().filter(|&&b| b == b'\n').count());
             v
         };
         let a = sort_input();
