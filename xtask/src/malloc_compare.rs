@@ -556,6 +556,30 @@ fn programs(root: &Path, scratch: &Path) -> Result<Vec<Program>, String> {
     Ok(vec![python, git_program, sort, threads_program])
 }
 
+/// Fails unless a process started with `LD_PRELOAD=library` maps it: the dynamic loader only
+/// warns about a library it cannot preload and runs the program on glibc's malloc.
+fn check_preload(library: &Path, out_dir: &Path) -> Result<(), String> {
+    let cat = Step {
+        argv: vec!["cat".into(), "/proc/self/maps".into()],
+        cwd: out_dir.to_path_buf(),
+        env: Vec::new(),
+        expect: Status::Exited(0),
+    };
+    let (stdout, stderr) = (out_dir.join("preload.stdout"), out_dir.join("preload.stderr"));
+    let m = spawn_measured(&cat, Some(library), &stdout, &stderr, STEP_TIMEOUT)?;
+    let maps = std::fs::read_to_string(&stdout).map_err(|e| format!("{}: {e}", stdout.display()))?;
+    let name = library.file_name().and_then(|n| n.to_str()).unwrap_or("libmempools_malloc.so");
+    if m.status != cat.expect || !maps.lines().any(|l| l.ends_with(name)) {
+        return Err(format!(
+            "LD_PRELOAD={} is not loaded ({}); stderr:\n{}",
+            library.display(),
+            m.status,
+            stderr_tail(&stderr)
+        ));
+    }
+    Ok(())
+}
+
 /// Builds the library, makes the inputs, runs the programs `reps` times each way.
 pub fn compare(reps: usize, command: &str) -> Result<Comparison, String> {
     if reps == 0 {
@@ -572,35 +596,10 @@ pub fn compare(reps: usize, command: &str) -> Result<Comparison, String> {
     let _ = std::fs::remove_dir_all(&scratch);
     let out_dir = scratch.join("out");
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    check_preload(&library, &out_dir)?;
     let programs = programs(&root, &scratch)?;
-
-    let mut rows = Vec::new();
-    for program in &programs {
-        eprintln!("    {}: 1 unmeasured run each way, then {reps} each way", program.name);
-        run_program(program, None, &out_dir)?;
-        keep_as_reference(program, &out_dir)?;
-        run_program(program, Some(&library), &out_dir)?;
-        same_stdout(program, &out_dir, true)?;
-        let mut glibc = Vec::new();
-        let mut ours = Vec::new();
-        for rep in 0..reps {
-            for preload in if rep % 2 == 0 { [false, true] } else { [true, false] } {
-                let run = run_program(program, preload.then_some(library.as_path()), &out_dir)?;
-                same_stdout(program, &out_dir, preload)?;
-                if preload { &mut ours } else { &mut glibc }.push(run);
-            }
-        }
-        let fastest = |runs: &[Run]| runs.iter().map(|r| r.wall).min().unwrap_or_default().as_secs_f64();
-        let largest = |runs: &[Run]| runs.iter().map(|r| r.peak_rss_kb).max().unwrap_or_default();
-        rows.push(Row {
-            program: program.name.into(),
-            what: program.what.split_whitespace().collect::<Vec<_>>().join(" "),
-            glibc_wall_s: fastest(&glibc),
-            mempools_wall_s: fastest(&ours),
-            glibc_peak_rss_kb: largest(&glibc),
-            mempools_peak_rss_kb: largest(&ours),
-        });
-    }
+    let rows = measure(&programs, &library, &out_dir, reps)
+        .map_err(|e| format!("{e}\n(every step's stdout and stderr are in {})", out_dir.display()))?;
     // Measured last: the measuring process's peak never decreases, so this floor held for every
     // run above.
     let floor =
@@ -618,6 +617,38 @@ pub fn compare(reps: usize, command: &str) -> Result<Comparison, String> {
     let json = serde_json::to_string_pretty(&comparison.to_json()).map_err(|e| e.to_string())?;
     std::fs::write(target.join(JSON_FILE), json).map_err(|e| e.to_string())?;
     Ok(comparison)
+}
+
+/// Runs each program once each way (the reference), then `reps` times each way, alternating.
+fn measure(programs: &[Program], library: &Path, out_dir: &Path, reps: usize) -> Result<Vec<Row>, String> {
+    let mut rows = Vec::new();
+    for program in programs {
+        eprintln!("    {}: 1 unmeasured run each way, then {reps} each way", program.name);
+        run_program(program, None, out_dir)?;
+        keep_as_reference(program, out_dir)?;
+        run_program(program, Some(library), out_dir)?;
+        same_stdout(program, out_dir, true)?;
+        let mut glibc = Vec::new();
+        let mut ours = Vec::new();
+        for rep in 0..reps {
+            for preload in if rep % 2 == 0 { [false, true] } else { [true, false] } {
+                let run = run_program(program, preload.then_some(library), out_dir)?;
+                same_stdout(program, out_dir, preload)?;
+                if preload { &mut ours } else { &mut glibc }.push(run);
+            }
+        }
+        let fastest = |runs: &[Run]| runs.iter().map(|r| r.wall).min().unwrap_or_default().as_secs_f64();
+        let largest = |runs: &[Run]| runs.iter().map(|r| r.peak_rss_kb).max().unwrap_or_default();
+        rows.push(Row {
+            program: program.name.into(),
+            what: program.what.split_whitespace().collect::<Vec<_>>().join(" "),
+            glibc_wall_s: fastest(&glibc),
+            mempools_wall_s: fastest(&ours),
+            glibc_peak_rss_kb: largest(&glibc),
+            mempools_peak_rss_kb: largest(&ours),
+        });
+    }
+    Ok(rows)
 }
 
 /// `cargo xtask malloc-compare [--reps N]`.
@@ -759,6 +790,14 @@ mod tests {
         assert_eq!(stderr_tail(&err), "oops");
         let m = spawn_measured(&sh("kill -9 $$", 0), None, &out, &err, STEP_TIMEOUT).unwrap();
         assert_eq!(m.status, Status::Signaled(9));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_library_that_does_not_load_is_an_error() {
+        let dir = scratch("preload");
+        let e = check_preload(&dir.join("libmissing.so"), &dir).unwrap_err();
+        assert!(e.contains("libmissing.so is not loaded"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
