@@ -1,5 +1,7 @@
 //! A refcounted 64-byte object's life: alloc + add_ref + release + release, against the
-//! block-pool alloc+release pair underneath and against `Arc::new` + clone + two drops.
+//! block-pool alloc+release pair underneath and against `Arc::new` + clone + two drops; the
+//! same lives through a per-thread cache (`RawPool::cache`, `Pool::cache`) against the block
+//! pool's cached pair (`SyncPool::cache`).
 //!
 //! `cargo bench -p mempools-benches --bench rc -- --warm-up-time 1 --measurement-time 2`
 
@@ -47,6 +49,33 @@ fn rc(c: &mut Criterion) {
         })
     });
 
+    {
+        let mut cache = pool.cache();
+        group.bench_function("PoolRc cache alloc+clone+drop+release", |b| {
+            b.iter(|| {
+                let a = cache.assert_alloc_rc(black_box([1; 8]));
+                let b2 = black_box(a.clone());
+                drop(a);
+                cache.release(b2);
+            })
+        });
+    }
+
+    {
+        let mut cache = raw.cache();
+        group.bench_function("RawCache alloc+add_ref+release+release", |b| {
+            b.iter(|| {
+                let obj = black_box(cache.assert_alloc());
+                // SAFETY: a live object; two references released, the last into the cache.
+                unsafe {
+                    add_ref(obj);
+                    release(obj);
+                    cache.release(black_box(obj));
+                }
+            })
+        });
+    }
+
     let block = SyncPool::new("bench.rc.block", 64).unwrap();
     block.expand(64);
     group.bench_function("SyncPool alloc+release (block pair)", |b| {
@@ -55,6 +84,16 @@ fn rc(c: &mut Criterion) {
             block.release(black_box(blk));
         })
     });
+
+    {
+        let mut cache = block.cache();
+        group.bench_function("SyncPool cache alloc+release (cached block pair)", |b| {
+            b.iter(|| {
+                let blk = cache.assert_alloc();
+                cache.release(black_box(blk));
+            })
+        });
+    }
 
     group.bench_function("Arc::new+clone+drop+drop", |b| {
         b.iter(|| {

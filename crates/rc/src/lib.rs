@@ -65,6 +65,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod cache;
 mod header;
 mod object;
 mod raw;
@@ -73,10 +74,11 @@ mod typed;
 /// The sync shim of `mempools-core`, re-exported for the modules of this crate.
 pub(crate) use mempools_core::sync;
 
+pub use cache::RawCache;
 pub use header::{block_size, try_block_size, BLOCK_OVERHEAD, MAX_BLOCKS, MAX_REFS, MIN_ALIGN};
 pub use object::{add_ref, object_size_of, pool_of_object, ref_count, release};
 pub use raw::{PoolInner, RawPool, RawPoolBuilder, Stats, MAX_ALIGN};
-pub use typed::{ObjectPool, Pool, PoolBox, PoolRc};
+pub use typed::{ObjectPool, Pool, PoolBox, PoolCache, PoolRc};
 
 /// A pool's destructor: called with the object's pointer when its count reaches zero.
 #[derive(Clone, Copy, Debug)]

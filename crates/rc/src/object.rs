@@ -31,9 +31,42 @@ fn free_block_panic(pool: &str, obj: NonNull<u8>, what: &str) -> ! {
 #[inline]
 pub unsafe fn release(obj: NonNull<u8>) {
     // SAFETY: the caller's guarantee.
+    if let Some(pool) = unsafe { drop_ref(obj) } {
+        // SAFETY: we took the count to zero: the object is ours alone.
+        unsafe { destroy(pool, obj) };
+    }
+}
+
+/// Drops one reference to `obj`; returns its pool when that was the last reference (the count
+/// is then 0 and the object is the caller's alone, to destroy).
+///
+/// The last reference is dropped without a read-modify-write: a count of 1, read with acquire
+/// ordering by a holder of a reference, is that holder's own reference, and no one else can
+/// change it (`add_ref` needs a reference, and so does `release`), so a plain store of 0
+/// suffices, as `Arc::get_mut` reasons. The acquire load reads the last decrement of the
+/// other holders (each a release read-modify-write), so their writes to the object happen
+/// before its destructor. Releasing a free block afterwards still finds the count 0. (Two
+/// threads releasing the *same* single reference at once break the caller's contract; the
+/// second is then not guaranteed to be caught.)
+///
+/// # Safety
+///
+/// As [`release`].
+///
+/// # Panics
+///
+/// When the count is already 0 (a free block), naming the pool.
+#[track_caller]
+#[inline]
+pub(crate) unsafe fn drop_ref(obj: NonNull<u8>) -> Option<*const crate::raw::PoolInner> {
+    // SAFETY: the caller's guarantee.
     let (header, pool) = unsafe { pool_of(obj) };
     // The header word packs the block index above the count: only the count part changes.
-    let mut word = header.word.load(Ordering::Relaxed);
+    let mut word = header.word.load(Ordering::Acquire);
+    if word & COUNT_MASK == 1 {
+        header.word.store(word - 1, Ordering::Relaxed);
+        return Some(pool);
+    }
     loop {
         if word & COUNT_MASK == 0 {
             // SAFETY: the header of a block of a live pool names that pool.
@@ -47,9 +80,9 @@ pub unsafe fn release(obj: NonNull<u8>) {
     if word & COUNT_MASK == 1 {
         // Every other holder's writes to the object happen before its destructor.
         fence(Ordering::Acquire);
-        // SAFETY: we took the count to zero: the object is ours alone.
-        unsafe { destroy(pool, obj) };
+        return Some(pool);
     }
+    None
 }
 
 /// Adds one reference.

@@ -149,13 +149,14 @@ pub struct PoolInner {
     kind: PoolKind,
     parent: Option<Parent>,
     /// The blocks.
-    blocks: SyncPool<PoolSource>,
+    pub(crate) blocks: SyncPool<PoolSource>,
     /// A sub-pool's borrowed blocks; its growth and deletion hold this lock.
     borrowed: Mutex<Borrowed>,
     /// Whether `detach` deleted this sub-pool (also in `borrowed`; this copy is for readers
     /// that take no lock).
     deleted: AtomicBool,
-    /// Objects handed out and not yet released (see the module docs for the count they hold).
+    /// Blocks this crate holds: objects handed out and not yet released, and blocks in
+    /// [`RawCache`](crate::RawCache)s (see the module docs for the count they hold).
     live: AtomicUsize,
     /// The pool's destructor (a leaked box; null for none).
     dtor: AtomicPtr<Destructor>,
@@ -192,7 +193,7 @@ fn grow_error(pool: &str, blocks: usize) -> impl FnOnce(BlockError) -> RcError +
 impl PoolInner {
     /// This pool's `Arc` pointer (see the field `me`).
     #[inline]
-    fn me(&self) -> *const PoolInner {
+    pub(crate) fn me(&self) -> *const PoolInner {
         self.me.load(Ordering::Relaxed)
     }
 
@@ -318,7 +319,7 @@ impl PoolInner {
     /// it is over its share).
     #[cold]
     #[inline(never)]
-    fn force_grow(&self) -> Result<(), RcError> {
+    pub(crate) fn force_grow(&self) -> Result<(), RcError> {
         let step = self.blocks.force_step();
         match &self.parent {
             None => {
@@ -348,12 +349,25 @@ impl PoolInner {
     /// Turns a block just taken into an object with count 1 held by the caller.
     #[inline]
     fn hand_out(&self, block: Block) -> NonNull<u8> {
-        if self.live.fetch_add(1, Ordering::Relaxed) == 0 {
+        self.credit(1);
+        self.init_object(block)
+    }
+
+    /// Counts `n` more blocks held by this crate (live objects, and blocks in [`RawCache`]s):
+    /// at 0 → n the blocks take their one count on the pool's `Arc` (see the module docs).
+    #[inline]
+    pub(crate) fn credit(&self, n: usize) {
+        if self.live.fetch_add(n, Ordering::Relaxed) == 0 {
             // SAFETY: `me` is this pool's `Arc` pointer (set by `RawPool::from_inner`), alive
-            // (the caller holds a handle); the live objects own this count until the release
-            // that leaves none gives it back in `destroy`.
+            // (the caller holds a handle); the blocks own this count until the debit that
+            // leaves none gives it back.
             unsafe { Arc::increment_strong_count(self.me()) };
         }
+    }
+
+    /// Writes the header of a block just taken (count 1) and returns its object pointer.
+    #[inline]
+    pub(crate) fn init_object(&self, block: Block) -> NonNull<u8> {
         let (block, index) = block.into_raw_parts();
         // SAFETY: the block is ours and `offset >= BLOCK_OVERHEAD` bytes into it the object
         // starts, aligned for the header; `index` is below `MAX_BLOCKS` (`check_capacity`).
@@ -988,31 +1002,56 @@ impl RawPool {
 /// - `obj` is an object of the pool `pool`, its count has just gone to zero (by this caller),
 ///   and nothing else uses it any more.
 pub(crate) unsafe fn destroy(pool: *const PoolInner, obj: NonNull<u8>) {
-    let last = {
-        // SAFETY: the live objects hold a count on their pool, so the pool is alive.
-        let inner = unsafe { &*pool };
-        // SAFETY: the caller's guarantee: an object of this pool, with its header.
-        let index = unsafe { header::header_of(obj) }.index();
-        if let Some(d) = inner.destructor() {
-            // SAFETY: the destructor contract: called with an object of this pool.
-            unsafe { d.call(obj.as_ptr()) };
-        }
-        if let Some(drop_obj) = inner.drop_obj {
-            // SAFETY: typed pools hold initialised `T`s in every live object.
-            unsafe { drop_obj(obj.as_ptr()) };
-        }
-        // SAFETY: the object sits `offset` bytes into its block.
-        let block = unsafe { obj.sub(inner.offset) };
-        // SAFETY: `(block, index)` is the block `hand_out` took apart, handed back once: the
-        // count went to zero once. (A forged pair would be caught by the block pool anyway.)
-        inner.blocks.release(unsafe { Block::from_raw_parts(block, index) });
-        inner.live.fetch_sub(1, Ordering::AcqRel) == 1
-    };
+    // SAFETY: the live objects hold a count on their pool, so the pool is alive.
+    let inner = unsafe { &*pool };
+    // SAFETY: the caller's guarantee.
+    let block = unsafe { finalize(inner, obj) };
+    inner.blocks.release(block);
+    // SAFETY: the blocks' count on the pool is given back only as the last use of `inner`.
+    unsafe { debit(pool, 1) };
+}
+
+/// Counts `n` fewer blocks held by this crate (see [`PoolInner::credit`]); at n → 0 gives back
+/// the blocks' count on the pool's `Arc`.
+///
+/// # Safety
+///
+/// - `pool` is a live pool for which `n` blocks were credited and are no longer held; the
+///   caller does not use the pool after this call unless it holds a handle of its own.
+#[inline]
+pub(crate) unsafe fn debit(pool: *const PoolInner, n: usize) {
+    // SAFETY: the caller's guarantee: the credited blocks keep the pool alive until here.
+    let last = unsafe { &*pool }.live.fetch_sub(n, Ordering::AcqRel) == n;
     if last {
-        // SAFETY: the count the first of the live objects took in `hand_out`; the last use of
-        // `inner` is above.
+        // SAFETY: the count the first credit took; the last use of the pool is above.
         unsafe { Arc::decrement_strong_count(pool) };
     }
+}
+
+/// Runs the destructors of an object whose count just reached zero and returns its block
+/// (not yet given back to the block pool).
+///
+/// # Safety
+///
+/// - `obj` is an object of `inner`, its count has just gone to zero (by this caller), and
+///   nothing else uses it any more.
+#[inline]
+pub(crate) unsafe fn finalize(inner: &PoolInner, obj: NonNull<u8>) -> Block {
+    // SAFETY: the caller's guarantee: an object of this pool, with its header.
+    let index = unsafe { header::header_of(obj) }.index();
+    if let Some(d) = inner.destructor() {
+        // SAFETY: the destructor contract: called with an object of this pool.
+        unsafe { d.call(obj.as_ptr()) };
+    }
+    if let Some(drop_obj) = inner.drop_obj {
+        // SAFETY: typed pools hold initialised `T`s in every live object.
+        unsafe { drop_obj(obj.as_ptr()) };
+    }
+    // SAFETY: the object sits `offset` bytes into its block.
+    let block = unsafe { obj.sub(inner.offset) };
+    // SAFETY: `(block, index)` is the block `init_object` took apart, handed back once: the
+    // count went to zero once. (A forged pair would be caught by the block pool anyway.)
+    unsafe { Block::from_raw_parts(block, index) }
 }
 
 /// The pool an object's header names, as the raw pointer stored there (it carries the
