@@ -28,10 +28,10 @@
 //!   registers in the process's under the pool's name, reporting its kind and super-pool (so
 //!   `le_mem_FindPool` maps a name back to a pool, [`RawPool::find`]).
 //!
-//! The live objects of a pool together hold one strong count on its `Arc`: taken when the
-//! number of live objects (an atomic next to the block pool) goes from 0 to 1, before the
-//! object is handed out, and given back as the very last step of the release that takes it back
-//! to 0. So a pool outlives its objects whatever the order of drops. (Each 0 → 1 step is matched
+//! The live objects of a pool (and the blocks in its [`RawCache`](crate::RawCache)s, counted a
+//! batch at a time) together hold one strong count on its `Arc`: taken when the number of held
+//! blocks (an atomic next to the block pool) goes from 0 to 1, before the object is handed out,
+//! and given back as the very last step of the release that takes it back to 0. So a pool outlives its objects whatever the order of drops. (Each 0 → 1 step is matched
 //! by one 1 → 0 step, and an object is handed out only after its step's count was taken, so the
 //! count cannot reach zero while an object lives.)
 //!

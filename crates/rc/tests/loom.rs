@@ -147,3 +147,24 @@ fn zero_to_one_and_one_to_zero_race() {
         assert_eq!(drops.load(Ordering::SeqCst), 2);
     });
 }
+
+/// The last reference of an object from a cache goes either into the cache (main thread) or
+/// to the pool (other thread): the release without a read-modify-write still runs the
+/// destructor once, and the pool's count of held blocks ends at zero.
+#[test]
+fn cached_object_released_by_two_threads() {
+    model(|| {
+        let pool: Pool<Counted> = Pool::new("loom.rc.cache");
+        pool.expand(2);
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut cache = pool.cache_with_capacity(2);
+        let a = cache.assert_alloc_rc(Counted(drops.clone()));
+        let b = a.clone();
+        let t = thread::spawn(move || drop(b));
+        cache.release(a);
+        t.join().unwrap();
+        drop(cache);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert_eq!(pool.stats().in_use, 0);
+    });
+}
