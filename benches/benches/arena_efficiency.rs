@@ -3,6 +3,11 @@
 //!
 //! Prints the shares and writes them for `cargo xtask bench-report` as
 //! `bench-extra/arena_efficiency_*.json` (percent, higher is better).
+//!
+//! Quick mode (`MEMPOOLS_BENCH_QUICK`) fills a 2 MiB region for sizes 8..200: at 16 MiB
+//! (about 170000 live blocks) linked_list_allocator's first fit is quadratic and took about
+//! 6 minutes for two seeds on the 2-core machine (buddy_system_allocator about 75 s), most of a
+//! quick report. The 8..30000 workload (the one with a target) stays at 16 MiB.
 
 mod arena_common;
 
@@ -10,7 +15,14 @@ use std::ptr::NonNull;
 
 use arena_common::{Arena, XorShift};
 
-const LEN: usize = 16 << 20;
+/// The region filled: 16 MiB; 2 MiB for sizes 8..200 in quick mode (see the module docs).
+fn region_len(hi: usize) -> usize {
+    if mempools_benches::quick() && hi <= 200 {
+        2 << 20
+    } else {
+        16 << 20
+    }
+}
 /// Builds a fresh contender over its own 16 MiB region.
 type MakeArena = Box<dyn Fn() -> Box<dyn Arena>>;
 
@@ -23,7 +35,7 @@ fn seeds() -> u64 {
     }
 }
 
-fn fill(a: &mut dyn Arena, seed: u64, lo: usize, hi: usize) -> f64 {
+fn fill(a: &mut dyn Arena, seed: u64, lo: usize, hi: usize, len: usize) -> f64 {
     let mut r = XorShift(0x853c_49e6_748f_ea9b ^ (seed + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut live: Vec<(NonNull<u8>, usize)> = Vec::new();
     let mut used = 0usize;
@@ -44,7 +56,7 @@ fn fill(a: &mut dyn Arena, seed: u64, lo: usize, hi: usize) -> f64 {
             unsafe { a.free(p, s) };
         }
     }
-    let share = used as f64 / LEN as f64;
+    let share = used as f64 / len as f64;
     for (p, s) in live {
         // SAFETY: from `a.alloc(s)`.
         unsafe { a.free(p, s) };
@@ -104,19 +116,21 @@ fn main() {
     }
     for (lo, hi) in [(8usize, 30_000usize), (8, 200)] {
         let seeds = seeds();
-        println!("heap efficiency at first failure, 16 MiB, sizes {lo}..{hi}, {seeds} seeds:");
+        let len = region_len(hi);
+        let mib = len >> 20;
+        println!("heap efficiency at first failure, {mib} MiB, sizes {lo}..{hi}, {seeds} seeds:");
         let mut rows = Vec::new();
         let makers: Vec<(&str, MakeArena)> = vec![
-            ("mempools-tlsf", Box::new(|| Box::new(arena_common::OursTlsf::new(LEN)))),
-            ("rlsf", Box::new(|| Box::new(arena_common::Rlsf::new(LEN)))),
-            ("talc", Box::new(|| Box::new(arena_common::Talc::new(LEN)))),
-            ("linked_list_allocator", Box::new(|| Box::new(arena_common::LinkedList::new(LEN)))),
-            ("buddy_system_allocator", Box::new(|| Box::new(arena_common::Buddy::new(LEN)))),
+            ("mempools-tlsf", Box::new(move || Box::new(arena_common::OursTlsf::new(len)))),
+            ("rlsf", Box::new(move || Box::new(arena_common::Rlsf::new(len)))),
+            ("talc", Box::new(move || Box::new(arena_common::Talc::new(len)))),
+            ("linked_list_allocator", Box::new(move || Box::new(arena_common::LinkedList::new(len)))),
+            ("buddy_system_allocator", Box::new(move || Box::new(arena_common::Buddy::new(len)))),
             (
                 "dlmalloc",
-                Box::new(|| {
+                Box::new(move || {
                     Box::new(DlRegion(dlmalloc::Dlmalloc::new_with_allocator(OneRegion(
-                        std::cell::Cell::new(Some(arena_common::region(LEN))),
+                        std::cell::Cell::new(Some(arena_common::region(len))),
                     ))))
                 }),
             ),
@@ -125,13 +139,14 @@ fn main() {
             let mut total = 0.0;
             for seed in 0..seeds {
                 let mut a = make();
-                total += fill(a.as_mut(), seed, lo, hi);
+                total += fill(a.as_mut(), seed, lo, hi, len);
             }
             let share = 100.0 * total / seeds as f64;
             println!("  {:<24} {:>6.2}%", name, share);
             rows.push((name.to_string(), share));
         }
-        let workload = format!("heap efficiency at first failure, 16 MiB, sizes {lo}..{hi}, {seeds} seeds");
+        let workload =
+            format!("heap efficiency at first failure, {mib} MiB, sizes {lo}..{hi}, {seeds} seeds");
         let file = format!("arena_efficiency_{lo}_{hi}");
         if let Err(e) = mempools_benches::write_extra(&file, &workload, "%", true, &rows) {
             eprintln!("cannot write {file}.json: {e}");

@@ -3,7 +3,13 @@
 //! thread. Objects per second (criterion `Throughput::Elements(1)`), with the channel alone
 //! (plain integers sent, nothing allocated) as the reference ceiling.
 //!
-//! Target (DESIGN.md "Performance"): at least mimalloc's objects/s.
+//! Target (DESIGN.md "Performance"): at least mimalloc's objects/s, read from the row
+//! "mempools SyncPool + ThreadCache": the producer allocates through its own `pool.cache()`
+//! (a refill takes half the magazine, 16 blocks, in one swap of the pool's head) and the
+//! consumer releases through its own (a spill gives 16 back in one swap), so the two threads
+//! meet on the shared head once per 16 objects instead of on every alloc and release. The
+//! uncached "mempools SyncPool" row (both threads compare-and-swap the one head for every
+//! object) stays in the table beside it.
 //!
 //! The clock starts once both threads are running and stops when the consumer has freed the
 //! last object, so thread start-up is not measured. Samples are flat (each the same number of
@@ -23,37 +29,53 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Samplin
 const SIZE: usize = 64;
 /// Objects in flight at most (the channel's bound).
 const BOUND: usize = 1024;
-/// Blocks the pools hold: the channel's bound, plus one at each end.
-const BLOCKS: usize = BOUND + 64;
+/// Blocks the pools hold: the channel's bound, one object at each end, and what the two
+/// threads' caches may hold (the producer's at most half its magazine after a refill, the
+/// consumer's a full magazine before it spills).
+const BLOCKS: usize = BOUND + 2 + 2 * mempools_block::DEFAULT_CACHE_CAPACITY;
 
-/// One contender: `alloc` on the producer's thread, `free` on the consumer's.
+/// One contender: `alloc` on the producer's thread, `free` on the consumer's, each with the
+/// per-thread state ([`Contender::Local`]) that thread made for itself.
 trait Contender: std::marker::Sync {
     /// What crosses the channel.
     type Object: Send;
+    /// Per-thread state (a cache), made by [`Contender::local`] on the thread that uses it
+    /// and dropped there when the run ends; `()` for the contenders that have none.
+    type Local<'a>
+    where
+        Self: 'a;
     fn name(&self) -> &'static str;
-    fn alloc(&self, i: u64) -> Self::Object;
-    fn free(&self, o: Self::Object);
+    fn local(&self) -> Self::Local<'_>;
+    fn alloc(&self, local: &mut Self::Local<'_>, i: u64) -> Self::Object;
+    fn free(&self, local: &mut Self::Local<'_>, o: Self::Object);
 }
 
-/// `iters` objects from producer to consumer; time from both threads ready to the last free.
+/// `iters` objects from producer to consumer; time from both threads ready to the last free
+/// (each thread's `Local` is made before the clock starts and dropped after it stops).
 fn run<C: Contender>(c: &C, iters: u64) -> Duration {
     let (tx, rx) = sync_channel::<C::Object>(BOUND);
     let ready = Barrier::new(2);
     std::thread::scope(|s| {
         let consumer = s.spawn(|| {
+            let mut local = c.local();
             ready.wait();
             for o in rx {
-                c.free(o);
+                c.free(&mut local, o);
             }
-            Instant::now()
+            let end = Instant::now();
+            drop(local);
+            end
         });
+        let mut local = c.local();
         ready.wait();
         let start = Instant::now();
         for i in 0..iters {
-            tx.send(c.alloc(i)).unwrap();
+            tx.send(c.alloc(&mut local, i)).unwrap();
         }
         drop(tx);
-        consumer.join().unwrap() - start
+        let end = consumer.join().unwrap();
+        drop(local);
+        end - start
     })
 }
 
@@ -61,13 +83,15 @@ fn run<C: Contender>(c: &C, iters: u64) -> Duration {
 struct ChannelAlone;
 impl Contender for ChannelAlone {
     type Object = u64;
+    type Local<'a> = ();
     fn name(&self) -> &'static str {
         "channel alone"
     }
-    fn alloc(&self, i: u64) -> u64 {
+    fn local(&self) {}
+    fn alloc(&self, _: &mut (), i: u64) -> u64 {
         i
     }
-    fn free(&self, o: u64) {
+    fn free(&self, _: &mut (), o: u64) {
         black_box(o);
     }
 }
@@ -76,14 +100,38 @@ impl Contender for ChannelAlone {
 struct Sync(mempools_block::SyncPool);
 impl Contender for Sync {
     type Object = mempools_block::Block;
+    type Local<'a> = ();
     fn name(&self) -> &'static str {
         "mempools SyncPool"
     }
-    fn alloc(&self, _: u64) -> mempools_block::Block {
+    fn local(&self) {}
+    fn alloc(&self, _: &mut (), _: u64) -> mempools_block::Block {
         self.0.assert_alloc()
     }
-    fn free(&self, o: mempools_block::Block) {
+    fn free(&self, _: &mut (), o: mempools_block::Block) {
         self.0.release(o)
+    }
+}
+
+/// `mempools_block::SyncPool` behind one `ThreadCache` per thread: the producer allocates
+/// through its own cache (a refill takes 16 blocks in one swap of the head), the consumer
+/// releases through its own (a spill gives 16 back in one swap). Blocks move from the
+/// consumer's cache to the producer's through the pool.
+struct SyncCached(mempools_block::SyncPool);
+impl Contender for SyncCached {
+    type Object = mempools_block::Block;
+    type Local<'a> = mempools_block::ThreadCache<'a>;
+    fn name(&self) -> &'static str {
+        "mempools SyncPool + ThreadCache"
+    }
+    fn local(&self) -> mempools_block::ThreadCache<'_> {
+        self.0.cache()
+    }
+    fn alloc(&self, cache: &mut mempools_block::ThreadCache<'_>, _: u64) -> mempools_block::Block {
+        cache.assert_alloc()
+    }
+    fn free(&self, cache: &mut mempools_block::ThreadCache<'_>, o: mempools_block::Block) {
+        cache.release(o)
     }
 }
 
@@ -91,13 +139,15 @@ impl Contender for Sync {
 struct RcBox(mempools_rc::Pool<[u64; 8]>);
 impl Contender for RcBox {
     type Object = mempools_rc::PoolBox<[u64; 8]>;
+    type Local<'a> = ();
     fn name(&self) -> &'static str {
         "mempools rc PoolBox"
     }
-    fn alloc(&self, i: u64) -> Self::Object {
+    fn local(&self) {}
+    fn alloc(&self, _: &mut (), i: u64) -> Self::Object {
         self.0.assert_alloc([i; 8])
     }
-    fn free(&self, o: Self::Object) {
+    fn free(&self, _: &mut (), o: Self::Object) {
         drop(o)
     }
 }
@@ -112,13 +162,15 @@ unsafe impl Send for Sent {}
 struct MainMem;
 impl Contender for MainMem {
     type Object = Sent;
+    type Local<'a> = ();
     fn name(&self) -> &'static str {
         "mempools mainmem malloc"
     }
-    fn alloc(&self, _: u64) -> Sent {
+    fn local(&self) {}
+    fn alloc(&self, _: &mut (), _: u64) -> Sent {
         Sent(mempools_arena::mainmem::malloc(SIZE).expect("out of memory"))
     }
-    fn free(&self, o: Sent) {
+    fn free(&self, _: &mut (), o: Sent) {
         // SAFETY: `o.0` came from `mainmem::malloc` and is freed once.
         unsafe { mempools_arena::mainmem::free(o.0) }
     }
@@ -128,14 +180,16 @@ impl Contender for MainMem {
 struct Global<A: GlobalAlloc + 'static>(&'static A, &'static str);
 impl<A: GlobalAlloc + std::marker::Sync> Contender for Global<A> {
     type Object = Sent;
+    type Local<'a> = ();
     fn name(&self) -> &'static str {
         self.1
     }
-    fn alloc(&self, _: u64) -> Sent {
+    fn local(&self) {}
+    fn alloc(&self, _: &mut (), _: u64) -> Sent {
         // SAFETY: a non-zero-size layout.
         Sent(NonNull::new(unsafe { self.0.alloc(Layout::new::<[u64; 8]>()) }).expect("out of memory"))
     }
-    fn free(&self, o: Sent) {
+    fn free(&self, _: &mut (), o: Sent) {
         // SAFETY: `o.0` came from `alloc` of this allocator with this layout.
         unsafe { self.0.dealloc(o.0.as_ptr(), Layout::new::<[u64; 8]>()) }
     }
@@ -147,13 +201,15 @@ static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct LockFree(&'static lockfree_object_pool::LinearObjectPool<[u64; 8]>);
 impl Contender for LockFree {
     type Object = lockfree_object_pool::LinearReusable<'static, [u64; 8]>;
+    type Local<'a> = ();
     fn name(&self) -> &'static str {
         "lockfree-object-pool"
     }
-    fn alloc(&self, _: u64) -> Self::Object {
+    fn local(&self) {}
+    fn alloc(&self, _: &mut (), _: u64) -> Self::Object {
         self.0.pull()
     }
-    fn free(&self, o: Self::Object) {
+    fn free(&self, _: &mut (), o: Self::Object) {
         drop(o)
     }
 }
@@ -162,13 +218,15 @@ impl Contender for LockFree {
 struct ShardedSlab(sharded_slab::Slab<[u64; 8]>);
 impl Contender for ShardedSlab {
     type Object = usize;
+    type Local<'a> = ();
     fn name(&self) -> &'static str {
         "sharded-slab"
     }
-    fn alloc(&self, i: u64) -> usize {
+    fn local(&self) {}
+    fn alloc(&self, _: &mut (), i: u64) -> usize {
         self.0.insert([i; 8]).expect("slab full")
     }
-    fn free(&self, key: usize) {
+    fn free(&self, _: &mut (), key: usize) {
         self.0.remove(key);
     }
 }
@@ -187,6 +245,9 @@ fn bench(c: &mut Criterion) {
     let sync = mempools_block::SyncPool::new("bench.pc.sync", SIZE).unwrap();
     sync.expand(BLOCKS);
     one(&mut g, &Sync(sync));
+    let cached = mempools_block::SyncPool::new("bench.pc.cached", SIZE).unwrap();
+    cached.expand(BLOCKS);
+    one(&mut g, &SyncCached(cached));
     let rc = mempools_rc::Pool::new("bench.pc.rcbox");
     rc.expand(BLOCKS);
     one(&mut g, &RcBox(rc));
