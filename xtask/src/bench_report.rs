@@ -320,8 +320,9 @@ const TARGETS: &[Target] = &[
         reference: Some("mempools-tlsf"),
         check: check_latency_tail,
         all_ours: false,
-        caveat: "Each call timed with `Instant` (its own 20-30 ns included); one run, so the tail \
-                 carries the machine's noise (interrupts, other processes).",
+        caveat: "Each call timed with `Instant` (its own 20-30 ns included), on a second, warm run of \
+                 the program (the first run pages the memory in); one run, so the tail carries the \
+                 machine's noise (interrupts, other processes, a preempted thread).",
     },
     Target {
         // The 98.5 % of DESIGN.md is the 8..30000 workload's; on 8..200 headers and rounding
