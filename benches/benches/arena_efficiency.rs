@@ -1,13 +1,15 @@
-//! Heap efficiency: fill a 16 MiB region with random sizes, freeing some, until the first
-//! failure; the share of the region in live use (requested bytes), averaged over seeds.
+//! Heap efficiency: fill a region (16 MiB; 2 MiB for small sizes) with random sizes, freeing
+//! some, until the first failure; the share of the region in live use (requested bytes),
+//! averaged over seeds.
 //!
 //! Prints the shares and writes them for `cargo xtask bench-report` as
 //! `bench-extra/arena_efficiency_*.json` (percent, higher is better).
 //!
-//! Quick mode (`MEMPOOLS_BENCH_QUICK`) fills a 2 MiB region for sizes 8..200: at 16 MiB
-//! (about 170000 live blocks) linked_list_allocator's first fit is quadratic and took about
-//! 6 minutes for two seeds on the 2-core machine (buddy_system_allocator about 75 s), most of a
-//! quick report. The 8..30000 workload (the one with a target) stays at 16 MiB.
+//! Sizes 8..200 fill a 2 MiB region: at 16 MiB (about 170000 live blocks)
+//! linked_list_allocator's first fit is quadratic and took about 6 minutes for two seeds on the
+//! 2-core machine (buddy_system_allocator about 75 s), 24 minutes for the full run's eight; the
+//! shares barely move (2 MiB vs 16 MiB, two seeds: mempools-tlsf 85.84 / 85.92 %,
+//! linked_list 95.10 / 95.17 %). The 8..30000 workload (the one with a target) fills 16 MiB.
 
 mod arena_common;
 
@@ -15,15 +17,15 @@ use std::ptr::NonNull;
 
 use arena_common::{Arena, XorShift};
 
-/// The region filled: 16 MiB; 2 MiB for sizes 8..200 in quick mode (see the module docs).
+/// The region filled: 16 MiB; 2 MiB for sizes 8..200 (see the module docs).
 fn region_len(hi: usize) -> usize {
-    if mempools_benches::quick() && hi <= 200 {
+    if hi <= 200 {
         2 << 20
     } else {
         16 << 20
     }
 }
-/// Builds a fresh contender over its own 16 MiB region.
+/// Builds a fresh contender over its own region.
 type MakeArena = Box<dyn Fn() -> Box<dyn Arena>>;
 
 /// Seeds averaged over (fewer in quick mode).
