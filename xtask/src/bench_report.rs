@@ -641,8 +641,9 @@ fn to_json(workloads: &[Workload], command: &str) -> Value {
 pub fn bench_report(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
     let no_run = args.iter().any(|a| a == "--no-run");
-    // Full mode: about 130 criterion benchmarks at ~4 s each plus the latency and efficiency
-    // binaries, so a full run takes 10-15 minutes on 2 cores once built; quick mode about 3.
+    // Measured on the idle 2-core machine once built: a full run (about 130 criterion
+    // benchmarks, the latency and efficiency binaries, malloc-compare) 7.5 minutes, quick mode
+    // 2.3 minutes; a cold build of the bench binaries adds about 2.6 minutes.
     // Criterion's analysis (bootstrap resamples) costs as much as the measurement on 2 busy
     // cores: fewer resamples keep a full run of ~130 benchmarks within 10-15 minutes.
     let timing: &[&str] = if quick {
