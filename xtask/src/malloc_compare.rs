@@ -305,9 +305,9 @@ fn spawn_measured(
     loop {
         // SAFETY: all-zero bytes are a valid `siginfo_t` (a C struct of integers).
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let (child, options) = (pid as libc::id_t, libc::WEXITED | libc::WNOWAIT);
         // SAFETY: `info` is a valid, writable `siginfo_t`; `pid` is our child.
-        let r =
-            unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        let r = unsafe { libc::waitid(libc::P_PID, child, &mut info, options) };
         if r == 0 {
             break;
         }
