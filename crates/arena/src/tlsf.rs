@@ -352,39 +352,10 @@ impl Tlsf {
 
     // --- free lists ------------------------------------------------------------------------
 
-    // `totals.free_blocks` is kept by the operations, not by every list step: the hot paths
-    // (`alloc`, `free`) unlink and relink up to three blocks per call but change the count by
-    // at most one, so they use the uncounted `link_in`/`unlink_raw`/`pop_head` and adjust it
-    // once. `insert` and `unlink` are the counted forms for everything else.
-
-    /// Inserts and counts a new free block.
-    ///
-    /// # Safety
-    /// - as for [`Tlsf::link_in`].
-    #[inline(always)]
-    unsafe fn insert(&mut self, b: *mut u8, size: usize) {
-        // SAFETY: forwarded.
-        unsafe { self.link_in(b, size) };
-        self.totals.free_blocks += 1;
-    }
-
-    /// Unlinks and uncounts a free block.
-    ///
-    /// # Safety
-    /// - as for [`Tlsf::unlink_raw`].
-    #[inline(always)]
-    unsafe fn unlink(&mut self, b: *mut u8, size: usize) {
-        // SAFETY: forwarded.
-        unsafe { self.unlink_raw(b, size) };
-        self.totals.free_blocks -= 1;
-    }
-
-    /// Puts `b` at the head of its class list; `totals.free_blocks` is left to the caller.
-    ///
     /// # Safety
     /// - `b` is a block of `size` bytes, already marked free with `write_free`, in no list.
     #[inline(always)]
-    unsafe fn link_in(&mut self, b: *mut u8, size: usize) {
+    unsafe fn insert(&mut self, b: *mut u8, size: usize) {
         let (fl, sl) = mapping(size);
         debug_assert!(fl < FLLEN && sl < SLLEN);
         // SAFETY: every `usize` maps to a class in range (`fl <= usize::BITS - SL_LOG2 -
@@ -403,14 +374,13 @@ impl Tlsf {
             *self.sl_bitmap.get_unchecked_mut(fl) |= 1 << sl;
         }
         self.fl_bitmap |= 1 << fl;
+        self.totals.free_blocks += 1;
     }
 
-    /// Takes `b` out of its class list; `totals.free_blocks` is left to the caller.
-    ///
     /// # Safety
     /// - `b` is a free block of `size` bytes in its class list.
     #[inline(always)]
-    unsafe fn unlink_raw(&mut self, b: *mut u8, size: usize) {
+    unsafe fn unlink(&mut self, b: *mut u8, size: usize) {
         // SAFETY: `b` is in a list, so its links are valid free blocks or null; its size's
         // class indexes the tables (as in `insert`).
         unsafe {
@@ -434,11 +404,11 @@ impl Tlsf {
                 set_link(prev, 0, next);
             }
         }
+        self.totals.free_blocks -= 1;
     }
 
     /// Unlinks and returns the head of the non-empty list `(fl, sl)` (no class recomputed,
-    /// no predecessor to fix: the head has none). The block stays counted in
-    /// `totals.free_blocks`: the caller relinks it or uncounts it.
+    /// no predecessor to fix: the head has none).
     ///
     /// # Safety
     /// - bit `sl` of `sl_bitmap[fl]` is set (the list is non-empty).
@@ -459,14 +429,14 @@ impl Tlsf {
             } else {
                 set_link(next, 1, ptr::null_mut());
             }
+            self.totals.free_blocks -= 1;
             (b, hdr(b) & SIZE_MASK)
         }
     }
 
     /// Finds and unlinks a free block of at least `size` bytes: the first block of the first
     /// non-empty class whose blocks all fit, or else one of the first blocks of `size`'s own
-    /// class that fits ([`Tlsf::take_exact_class`]). O(1). The block stays counted in `totals.free_blocks` (see
-    /// [`Tlsf::pop_head`]).
+    /// class that fits ([`Tlsf::take_exact_class`]). O(1).
     #[inline(always)]
     fn take(&mut self, size: usize) -> Option<(*mut u8, usize)> {
         let (fl, sl) = mapping_search(size);
@@ -495,7 +465,6 @@ impl Tlsf {
     /// look at the first [`EXACT_CLASS_LOOK`] blocks of `size`'s own class (whose blocks may
     /// or may not fit) and unlink the first that fits. Bounded, so still O(1); it runs only
     /// when the allocation would otherwise fail, so successful allocations never pay for it.
-    /// The block stays counted, as in `take`.
     #[cold]
     fn take_exact_class(&mut self, size: usize) -> Option<(*mut u8, usize)> {
         let (fl, sl) = mapping(size);
@@ -509,7 +478,7 @@ impl Tlsf {
             unsafe {
                 let bsize = hdr(b) & SIZE_MASK;
                 if bsize >= size {
-                    self.unlink_raw(b, bsize);
+                    self.unlink(b, bsize);
                     return Some((b, bsize));
                 }
                 b = link(b, 0);
@@ -538,8 +507,7 @@ impl Tlsf {
     }
 
     /// Marks the free, unlinked block `b` of `bsize` bytes used with `want` bytes, giving the
-    /// tail back to the free lists when it can hold a block. `b` is still counted in
-    /// `totals.free_blocks` (as [`Tlsf::take`] leaves it); the tail takes its place there.
+    /// tail back to the free lists when it can hold a block.
     ///
     /// # Safety
     /// - `b` is an unlinked block of `bsize >= want` bytes whose header still says FREE (or
@@ -554,14 +522,13 @@ impl Tlsf {
                 set_hdr(b, want);
                 let tail = b.add(want);
                 write_free(tail, rest);
-                self.link_in(tail, rest);
+                self.insert(tail, rest);
                 self.totals.used_bytes += want;
             } else {
                 set_hdr(b, bsize);
                 let next = b.add(bsize);
                 set_hdr(next, hdr(next) & !PREV_FREE);
                 self.totals.used_bytes += bsize;
-                self.totals.free_blocks -= 1;
             }
             self.totals.used_blocks += 1;
             NonNull::new_unchecked(b.add(WORD))
@@ -781,9 +748,8 @@ impl Tlsf {
         // SAFETY: `b` is an unlinked free block of `bsize` bytes; every carved piece lies in it.
         unsafe {
             let Some((q, want)) = placed else {
-                // Back into its list; `take` left it counted.
                 write_free(b, bsize);
-                self.link_in(b, bsize);
+                self.insert(b, bsize);
                 return None;
             };
             let front = q - payload;
@@ -822,12 +788,9 @@ impl Tlsf {
             self.totals.used_blocks -= 1;
             let next = b.add(size);
             let nh = hdr(next);
-            // One more free block, minus the neighbours merged into it.
-            let mut free_blocks = self.totals.free_blocks + 1;
             if nh & FREE != 0 {
                 let nsize = nh & SIZE_MASK;
-                self.unlink_raw(next, nsize);
-                free_blocks -= 1;
+                self.unlink(next, nsize);
                 size += nsize;
             } else {
                 // The used block after us gets a free previous neighbour. (When `next` was
@@ -837,8 +800,7 @@ impl Tlsf {
             if h & PREV_FREE != 0 {
                 let prev = b.sub(WORD).cast::<*mut u8>().read();
                 let psize = hdr(prev) & SIZE_MASK;
-                self.unlink_raw(prev, psize);
-                free_blocks -= 1;
+                self.unlink(prev, psize);
                 // Our header now lies inside the merged free block: mark it free, so that
                 // freeing `p` again is still seen as a double free (`peek`) instead of
                 // freeing a block that no longer exists.
@@ -848,8 +810,7 @@ impl Tlsf {
             }
             set_hdr(b, size | FREE);
             b.add(size - WORD).cast::<*mut u8>().write(b);
-            self.link_in(b, size);
-            self.totals.free_blocks = free_blocks;
+            self.insert(b, size);
             (NonNull::new_unchecked(b), size)
         }
     }
