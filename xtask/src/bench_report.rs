@@ -653,10 +653,8 @@ pub fn bench_report(args: &[String]) -> Result<(), String> {
     };
     // Set by hand in full mode, it shortens the latency and efficiency binaries' own loops.
     let short_loops = quick || std::env::var_os("MEMPOOLS_BENCH_QUICK").is_some();
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| crate::root().join("target"), PathBuf::from);
-    let target_env =
-        std::env::var("CARGO_TARGET_DIR").map(|t| format!("CARGO_TARGET_DIR={t} ")).unwrap_or_default();
+    let target = crate::target_dir();
+    let target_env = crate::target_env();
     let quick_env = if short_loops { "MEMPOOLS_BENCH_QUICK=1 " } else { "" };
     let command = format!("{target_env}{quick_env}cargo bench -p mempools-benches -- {}", timing.join(" "));
     if !no_run {

@@ -90,6 +90,11 @@ fn target_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), std::path::PathBuf::from)
 }
 
+/// `CARGO_TARGET_DIR=... ` when it is set, to show in a report's command line; else empty.
+fn target_env() -> String {
+    std::env::var("CARGO_TARGET_DIR").map(|t| format!("CARGO_TARGET_DIR={t} ")).unwrap_or_default()
+}
+
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }

@@ -664,9 +664,7 @@ pub fn malloc_compare(args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown argument {other:?} (usage: malloc-compare [--reps N])")),
         }
     }
-    let target_env =
-        std::env::var("CARGO_TARGET_DIR").map(|t| format!("CARGO_TARGET_DIR={t} ")).unwrap_or_default();
-    let command = format!("{target_env}cargo xtask malloc-compare --reps {reps}");
+    let command = format!("{}cargo xtask malloc-compare --reps {reps}", crate::target_env());
     let comparison = compare(reps, &command)?;
     println!("{}", table(&comparison));
     eprintln!("wrote {}", crate::target_dir().join(JSON_FILE).display());
