@@ -31,9 +31,10 @@
 //! The live objects of a pool (and the blocks in its [`RawCache`](crate::RawCache)s, counted a
 //! batch at a time) together hold one strong count on its `Arc`: taken when the number of held
 //! blocks (an atomic next to the block pool) goes from 0 to 1, before the object is handed out,
-//! and given back as the very last step of the release that takes it back to 0. So a pool outlives its objects whatever the order of drops. (Each 0 → 1 step is matched
-//! by one 1 → 0 step, and an object is handed out only after its step's count was taken, so the
-//! count cannot reach zero while an object lives.)
+//! and given back as the very last step of the release that takes it back to 0. So a pool
+//! outlives its objects whatever the order of drops. (Each 0 → 1 step is matched by one 1 → 0
+//! step, and an object is handed out only after its step's count was taken, so the count cannot
+//! reach zero while an object lives.)
 //!
 //! Deleting a sub-pool ([`RawPool::detach`]) takes every block out of its block pool in one
 //! atomic step (a `lend` of all of them, which fails while any is in use, so a busy sub-pool is
