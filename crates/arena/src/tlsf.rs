@@ -98,22 +98,28 @@ fn mapping(size: usize) -> (usize, usize) {
     if size < SMALL {
         (0, size >> GRAN_LOG2)
     } else {
-        let msb = usize::BITS - 1 - size.leading_zeros();
-        let fl = (msb - SL_LOG2 - GRAN_LOG2 + 1) as usize;
+        let msb = size.ilog2();
+        let fl = (msb - (SL_LOG2 + GRAN_LOG2 - 1)) as usize;
         let sl = (size >> (msb - SL_LOG2)) & (SLLEN - 1);
         (fl, sl)
     }
 }
 
-/// The class whose every block is at least `size` bytes (good fit): `size` rounded up to
-/// the next class boundary, then mapped. `size <= MAX_BLOCK`, so the rounding cannot overflow.
+/// The class whose every block is at least `size` bytes (good fit): the class of `size`
+/// rounded up to the next class boundary. `size <= MAX_BLOCK`, so the rounding cannot overflow.
 #[inline(always)]
 fn mapping_search(size: usize) -> (usize, usize) {
     if size < SMALL {
         (0, size >> GRAN_LOG2)
     } else {
-        let msb = usize::BITS - 1 - size.leading_zeros();
-        mapping(size + (1 << (msb - SL_LOG2)) - 1)
+        // The rounded size's leading bits, `SLLEN..=2 * SLLEN`: `2 * SLLEN` only when the
+        // rounding carried into the next power of two, whose class is (fl + 1, 0). Saves
+        // finding the rounded size's top bit again.
+        let msb = size.ilog2();
+        let shift = msb - SL_LOG2;
+        let lead = (size + (1 << shift) - 1) >> shift;
+        let fl = (msb - (SL_LOG2 + GRAN_LOG2 - 1)) as usize + (lead >> (SL_LOG2 + 1));
+        (fl, lead & (SLLEN - 1))
     }
 }
 
@@ -279,8 +285,10 @@ struct Totals {
     regions: usize,
     /// Bytes of all blocks of all regions (from each first block to its sentinel).
     block_bytes: usize,
-    free_blocks: usize,
+    // `used_bytes` and `used_blocks` change together in every alloc and free; kept apart so
+    // that the compiler does not fuse the two adds into an SSE load, shuffle, add and store.
     used_bytes: usize,
+    free_blocks: usize,
     used_blocks: usize,
 }
 
@@ -439,10 +447,18 @@ impl Tlsf {
     /// class that fits ([`Tlsf::take_exact_class`]). O(1).
     #[inline(always)]
     fn take(&mut self, size: usize) -> Option<(*mut u8, usize)> {
+        self.take_good_fit(size).or_else(|| self.take_exact_class(size))
+    }
+
+    /// The fast half of [`Tlsf::take`]: the first block of the first non-empty class whose
+    /// blocks all fit `size`, or `None`. Callers pass `size <= MAX_BLOCK` (the unchecked
+    /// table index below relies on it).
+    #[inline(always)]
+    fn take_good_fit(&mut self, size: usize) -> Option<(*mut u8, usize)> {
+        debug_assert!(size <= MAX_BLOCK);
         let (fl, sl) = mapping_search(size);
-        if fl >= FLLEN {
-            return self.take_exact_class(size);
-        }
+        // `size <= MAX_BLOCK < 2^(BITS-1)` rounds up to below 2^(BITS-1), whose class has
+        // `fl = BITS-2 - (SL_LOG2 + GRAN_LOG2 - 1) + 1 = FLLEN - 1` (tested): `fl < FLLEN`.
         // `sl < SLLEN` and `fl + 1 <= FLLEN < usize::BITS`: the shifts cannot overflow.
         // SAFETY: `fl < FLLEN`.
         let sl_map = unsafe { *self.sl_bitmap.get_unchecked(fl) } & (!0 as SlMap) << sl;
@@ -451,7 +467,7 @@ impl Tlsf {
         } else {
             let fl_map = self.fl_bitmap & (!0usize << (fl + 1));
             if fl_map == 0 {
-                return self.take_exact_class(size);
+                return None;
             }
             let fl = fl_map.trailing_zeros() as usize;
             // SAFETY: a set bit of `fl_bitmap` is below FLLEN.
@@ -466,6 +482,7 @@ impl Tlsf {
     /// or may not fit) and unlink the first that fits. Bounded, so still O(1); it runs only
     /// when the allocation would otherwise fail, so successful allocations never pay for it.
     #[cold]
+    #[inline(never)]
     fn take_exact_class(&mut self, size: usize) -> Option<(*mut u8, usize)> {
         let (fl, sl) = mapping(size);
         let mut b = self.heads[fl][sl];
@@ -510,23 +527,28 @@ impl Tlsf {
     /// tail back to the free lists when it can hold a block.
     ///
     /// # Safety
-    /// - `b` is an unlinked block of `bsize >= want` bytes whose header still says FREE (or
-    ///   which was just carved), whose previous neighbour is not free, and `want` is a valid
-    ///   block size.
+    /// - `b` is an unlinked block of `bsize >= want` bytes that was free (or was just carved
+    ///   from the end of a free block), so the header after it has PREV_FREE set; its previous
+    ///   neighbour is not free, and `want` is a valid block size.
     #[inline(always)]
     unsafe fn use_block(&mut self, b: *mut u8, bsize: usize, want: usize) -> NonNull<u8> {
         let rest = bsize - want;
         // SAFETY: `b..b+bsize` is the block; a tail of `rest >= MIN_BLOCK` bytes can be a block.
         unsafe {
+            let next = b.add(bsize);
             if rest >= MIN_BLOCK {
                 set_hdr(b, want);
                 let tail = b.add(want);
-                write_free(tail, rest);
+                // The tail ends where the free block ended, so the next block's PREV_FREE is
+                // already set: only the tail's header and footer are written (`write_free`
+                // would read and rewrite the next header, a line away).
+                debug_assert!(hdr(next) & PREV_FREE != 0);
+                set_hdr(tail, rest | FREE);
+                next.sub(WORD).cast::<*mut u8>().write(tail);
                 self.insert(tail, rest);
                 self.totals.used_bytes += want;
             } else {
                 set_hdr(b, bsize);
-                let next = b.add(bsize);
                 set_hdr(next, hdr(next) & !PREV_FREE);
                 self.totals.used_bytes += bsize;
             }
@@ -693,9 +715,21 @@ impl Tlsf {
     #[inline]
     pub fn alloc(&mut self, size: usize) -> Option<NonNull<u8>> {
         let want = block_size(size)?;
-        let (b, bsize) = self.take(want)?;
-        // SAFETY: `take` returned an unlinked free block of `bsize >= want` bytes; its previous
-        // neighbour is not free (free blocks never touch).
+        match self.take_good_fit(want) {
+            // SAFETY: an unlinked free block of `bsize >= want` bytes; its previous neighbour
+            // is not free (free blocks never touch).
+            Some((b, bsize)) => Some(unsafe { self.use_block(b, bsize, want) }),
+            // Out of line, so that the fast path needs no stack frame.
+            None => self.alloc_from_exact_class(want),
+        }
+    }
+
+    /// [`Tlsf::alloc`]'s failure path: a block of `want`'s own class that fits, if any.
+    #[cold]
+    #[inline(never)]
+    fn alloc_from_exact_class(&mut self, want: usize) -> Option<NonNull<u8>> {
+        let (b, bsize) = self.take_exact_class(want)?;
+        // SAFETY: as in `alloc`.
         Some(unsafe { self.use_block(b, bsize, want) })
     }
 
@@ -1085,6 +1119,12 @@ mod tests {
             s += if s < 4096 { GRAN } else { (s / 7) & SIZE_MASK };
         }
         assert!(mapping(MAX_BLOCK).0 < FLLEN);
+        assert_eq!(mapping_search(MAX_BLOCK).0, FLLEN - 1, "the largest request's search class is in range");
+        // The search class is the class of the size rounded up to a class boundary.
+        for s in (SMALL..1 << 20).step_by(GRAN).chain([MAX_BLOCK - GRAN, MAX_BLOCK]) {
+            let shift = s.ilog2() - SL_LOG2;
+            assert_eq!(mapping_search(s), mapping(s + (1 << shift) - 1), "{s}");
+        }
         // Every size, even a corrupt one, indexes the tables (the list code relies on it).
         for s in [0, 1, SMALL - 1, SMALL, usize::MAX / 2, usize::MAX - 1, usize::MAX] {
             let (fl, sl) = mapping(s);
