@@ -28,13 +28,26 @@ fn region_len(hi: usize) -> usize {
 /// Builds a fresh contender over its own region.
 type MakeArena = Box<dyn Fn() -> Box<dyn Arena>>;
 
-/// Seeds averaged over (fewer in quick mode).
-fn seeds() -> u64 {
-    if mempools_benches::quick() {
-        2
-    } else {
-        8
+/// Seeds averaged over (fewer in quick mode). One seed's share varies by about 0.25 pp
+/// (sd over 256 seeds, ours, 8..30000), so 8 seeds leave the mean uncertain by ~0.09 pp;
+/// the targeted 8..30000 fill is cheap (~1000 live blocks) and gets 64.
+fn seeds(hi: usize) -> u64 {
+    match (mempools_benches::quick(), hi <= 200) {
+        (true, _) => 2,
+        (false, true) => 8,
+        (false, false) => 64,
     }
+}
+
+/// The mean of `xs` and its standard error.
+fn mean_and_stderr(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    if xs.len() < 2 {
+        return (mean, f64::NAN);
+    }
+    let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0);
+    (mean, (var / n).sqrt())
 }
 
 fn fill(a: &mut dyn Arena, seed: u64, lo: usize, hi: usize, len: usize) -> f64 {
@@ -117,7 +130,7 @@ fn main() {
         return;
     }
     for (lo, hi) in [(8usize, 30_000usize), (8, 200)] {
-        let seeds = seeds();
+        let seeds = seeds(hi);
         let len = region_len(hi);
         let mib = len >> 20;
         println!("heap efficiency at first failure, {mib} MiB, sizes {lo}..{hi}, {seeds} seeds:");
@@ -137,14 +150,25 @@ fn main() {
                 }),
             ),
         ];
+        // Every contender fills with the same seeds, so the difference to ours is taken seed
+        // by seed (paired), which cancels most of the seeds' own variation.
+        let mut ours: Vec<f64> = Vec::new();
         for (name, make) in makers {
-            let mut total = 0.0;
-            for seed in 0..seeds {
-                let mut a = make();
-                total += fill(a.as_mut(), seed, lo, hi, len);
+            let shares: Vec<f64> =
+                (0..seeds).map(|seed| 100.0 * fill(make().as_mut(), seed, lo, hi, len)).collect();
+            let (share, stderr) = mean_and_stderr(&shares);
+            // Ours is the first maker.
+            if name == "mempools-tlsf" {
+                ours = shares.clone();
+                println!("  {name:<24} {share:>6.2}% (± {stderr:.2} pp standard error)");
+            } else {
+                let diffs: Vec<f64> = ours.iter().zip(&shares).map(|(o, s)| o - s).collect();
+                let (diff, diff_err) = mean_and_stderr(&diffs);
+                println!(
+                    "  {name:<24} {share:>6.2}% (± {stderr:.2} pp; mempools-tlsf minus this, seed by seed: \
+                     {diff:+.2} ± {diff_err:.2} pp)"
+                );
             }
-            let share = 100.0 * total / seeds as f64;
-            println!("  {:<24} {:>6.2}%", name, share);
             rows.push((name.to_string(), share));
         }
         let workload =
