@@ -7,8 +7,8 @@
 //! - criterion benchmark ids are `<workload>/<contender>` (the criterion group is the
 //!   workload); our contenders' names start with `mempools`, and the first of them to run in a
 //!   group is the reference of the ratios;
-//! - other figures are written with [`write_extra`] as
-//!   `$CARGO_TARGET_DIR/bench-extra/<name>.json`;
+//! - other figures are written with [`write_extra`] (or [`write_extra_rounds`], for figures
+//!   measured in rounds) as `$CARGO_TARGET_DIR/bench-extra/<name>.json`;
 //! - with `MEMPOOLS_BENCH_QUICK=1` ([`quick`]) bench binaries with loops of their own shorten them.
 
 use std::ptr::{self, NonNull};
@@ -44,13 +44,43 @@ pub fn write_extra(
     higher_is_better: bool,
     rows: &[(String, f64)],
 ) -> std::io::Result<()> {
+    let rows: Vec<(String, f64, Vec<f64>)> = rows.iter().map(|(c, v)| (c.clone(), *v, Vec::new())).collect();
+    write_extra_rounds(file, workload, unit, higher_is_better, &rows)
+}
+
+/// [`write_extra`] for a figure measured in rounds: each row is `(contender, value, rounds)`,
+/// where `value` is the figure over all rounds (e.g. a percentile of the pooled samples) and
+/// `rounds` the same figure in each round alone (the report shows their range). An empty
+/// `rounds` writes the row as [`write_extra`] does:
+/// `{"contender", "value", "rounds": [..]}`.
+///
+/// # Errors
+///
+/// The I/O error when the directory or the file cannot be written.
+pub fn write_extra_rounds(
+    file: &str,
+    workload: &str,
+    unit: &str,
+    higher_is_better: bool,
+    rows: &[(String, f64, Vec<f64>)],
+) -> std::io::Result<()> {
     let dir = extra_dir();
     std::fs::create_dir_all(&dir)?;
+    let rows: Vec<_> = rows
+        .iter()
+        .map(|(c, v, rounds)| {
+            if rounds.is_empty() {
+                json!({"contender": c, "value": v})
+            } else {
+                json!({"contender": c, "value": v, "rounds": rounds})
+            }
+        })
+        .collect();
     let value = json!({
         "workload": workload,
         "unit": unit,
         "higher_is_better": higher_is_better,
-        "rows": rows.iter().map(|(c, v)| json!({"contender": c, "value": v})).collect::<Vec<_>>(),
+        "rows": rows,
     });
     std::fs::write(dir.join(format!("{file}.json")), serde_json::to_string_pretty(&value)?)
 }
