@@ -10,7 +10,7 @@
 //! | `loom` | the loom models |
 //! | `no-std` | the `no_std` crates for `thumbv7em-none-eabihf` without default features |
 //! | `fuzz-smoke [--seconds N] [TARGET...]` | every fuzz target for N seconds (default 20) from its seeds; fails on a crash |
-//! | `bench-report [--quick]` | every benchmark and `malloc-compare`, then `benches/README.md` and `target/bench-report.json` |
+//! | `bench-report [--quick] [--repeat N] [--no-run]` | every benchmark (the criterion ones N times: default 2, 1 with `--quick`) and `malloc-compare`, then `benches/README.md` and `target/bench-report.json` |
 //! | `malloc-compare [--reps N]` | python3, git, sort and a threaded C program with and without `libmempools_malloc.so` preloaded: wall time and peak RSS (`target/malloc-compare.json`) |
 //!
 //! Each stage installs what it needs through rustup (components, targets) first, so a fresh
@@ -256,7 +256,7 @@ fn main() -> ExitCode {
             stages.run("malloc compare", || malloc_compare::malloc_compare(&rest))
         }
         _ => {
-            eprintln!("usage: cargo xtask <test | ci | miri | asan | valgrind | loom | no-std | fuzz-smoke [--seconds N] | bench-report [--quick] | malloc-compare [--reps N]>");
+            eprintln!("usage: cargo xtask <test | ci | miri | asan | valgrind | loom | no-std | fuzz-smoke [--seconds N] | bench-report [--quick] [--repeat N] [--no-run] | malloc-compare [--reps N]>");
             return ExitCode::from(2);
         }
     };
