@@ -1174,6 +1174,52 @@ mod tests {
         assert_eq!(t.largest_allocatable(), whole);
     }
 
+    /// When no larger class can serve a request, the first [`EXACT_CLASS_LOOK`] blocks of its
+    /// own class are looked at: a fitting block behind more non-fitting ones is not found, and
+    /// the failed request changes nothing.
+    #[test]
+    fn out_of_memory_looks_at_a_bounded_part_of_the_own_class() {
+        // Two block sizes of one class (4096..4160): the smaller does not fit the larger.
+        let (small, fits) = (4096, 4096 + 3 * GRAN);
+        assert_eq!(mapping(small), mapping(fits));
+        for ahead in [0, 5, EXACT_CLASS_LOOK - 1, EXACT_CLASS_LOOK, EXACT_CLASS_LOOK + 3] {
+            let mut mem = region((ahead + 2) * (fits + MIN_BLOCK) / 16);
+            let mut t = Tlsf::new();
+            let len = mem.len() * 16;
+            // SAFETY: `mem` outlives `t`'s use below and is used by nothing else.
+            unsafe { t.add_region(NonNull::new(mem.as_mut_ptr().cast()).unwrap(), len, 0) }.unwrap();
+            // Each block is followed by a used separator, so freed blocks do not coalesce.
+            let mut separated = |bsize: usize| {
+                let p = t.alloc(bsize - WORD).unwrap();
+                t.alloc(0).unwrap();
+                p
+            };
+            let fitting = separated(fits);
+            let misses: vec::Vec<_> = (0..ahead).map(|_| separated(small)).collect();
+            let top = t.largest_allocatable();
+            t.alloc(top - WORD).unwrap();
+            assert_eq!(t.largest_allocatable(), 0, "the region is used up");
+            // SAFETY: live allocations of `t`. Lists are LIFO: `fitting` ends up `ahead`
+            // blocks behind the head of its class.
+            unsafe {
+                t.free(fitting);
+                for &p in &misses {
+                    t.free(p);
+                }
+            }
+            let before = t.counters();
+            let got = t.alloc(fits - WORD);
+            t.check().unwrap();
+            if ahead < EXACT_CLASS_LOOK {
+                assert_eq!(got, Some(fitting), "{ahead} blocks ahead");
+                assert_eq!(t.counters().free_blocks, ahead);
+            } else {
+                assert_eq!(got, None, "{ahead} blocks ahead: past the bounded look");
+                assert_eq!(t.counters(), before, "a failed request changes nothing");
+            }
+        }
+    }
+
     #[test]
     fn too_small_region_is_refused() {
         let mut mem = [0u8; 40];
