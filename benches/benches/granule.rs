@@ -29,8 +29,8 @@
 //! KVM guest (AMD EPYC), with the sizes interleaved as above unless said:
 //!
 //! - region size: the median same-rotation ratio of 16 MiB, 256 MiB and 1 GiB to 1 MiB was
-//!   0.976-1.016 over five driver runs (100-600 rotations) for 1, 8 and 64 granules, and
-//!   0.990-1.004 in this binary, pair and churn;
+//!   0.976-1.016 over five runs of a scratch driver (100-600 rotations) for 1, 8 and 64
+//!   granules, and 0.972-1.022 over six runs of this binary, pair and churn;
 //! - the work: cachegrind counts 204 instructions, 42 data references and no D1 miss per
 //!   8-granule pair at 1 MiB and at 1 GiB (LTO build). First fit starts at the bitmap's hint
 //!   (word 0 here) at every size and the pair touches one bitmap word: nothing the pair
@@ -41,13 +41,14 @@
 //!   regions) has `AnonHugePages`; a 1 GiB pool's bitmap with `MADV_HUGEPAGE` (2 MiB
 //!   `AnonHugePages`) against one without: 1.000;
 //! - the region: never read or written (the pair only computes addresses in it);
-//! - the machine: the pair runs at about 11-12 ns in some stretches and 19-24 ns in others,
-//!   lasting from milliseconds to over a second, for every region size at once. In the
-//!   rotations where the pair took 19.0 ns instead of 11.6, a hand-written loop with the
-//!   same loads and stores and no allocator was 1.46x slower, 16 independent ALU chains
-//!   1.33x, one dependent ALU chain 1.08x. Another thread pinned to the other CPU (sleeping,
+//! - the machine: the driver's pair runs at about 11-12 ns in some stretches and 19-24 ns
+//!   in others (this binary's interleaved pair: medians of 17-19 ns in five runs, 23-26 ns
+//!   in one), stretches lasting from milliseconds to over a second, for every region size
+//!   at once. In the rotations where the pair took 19.0 ns instead of 11.6, a hand-written
+//!   loop with the same loads and stores and no allocator was 1.46x slower, 16 independent
+//!   ALU chains 1.33x, one dependent ALU chain 1.08x. Another thread pinned to the other CPU (sleeping,
 //!   spinning, running the pair, streaming over 32 MiB) or sharing the pair's CPU moved the
-//!   pair by under 1 %. So the slow stretches come from outside the guest (most likely
+//!   pair by 1.3 % at most. So the slow stretches come from outside the guest (most likely
 //!   another tenant on the physical core's SMT sibling: the guest sees one thread per core)
 //!   and slow code that issues many operations per cycle; CPU time cannot remove them.
 //!
