@@ -650,15 +650,13 @@ fn format_value(value: f64, unit: &str) -> String {
 }
 
 /// `value` with, when there is one, the range of its runs or rounds in brackets, in the
-/// value's scale: "5.64 ns (5.51–5.80)".
+/// value's scale: "5.64 ns (5.51–5.80)" (no brackets when both ends print the same).
 fn format_with_spread(value: f64, spread: Option<(f64, f64)>, unit: &str) -> String {
     let text = format_value(value, unit);
-    match spread {
-        Some((lo, hi)) => {
-            let (divisor, _) = scale(value, unit);
-            format!("{text} ({:.2}–{:.2})", lo / divisor, hi / divisor)
-        }
-        None => text,
+    let (divisor, _) = scale(value, unit);
+    match spread.map(|(lo, hi)| (format!("{:.2}", lo / divisor), format!("{:.2}", hi / divisor))) {
+        Some((lo, hi)) if lo != hi => format!("{text} ({lo}–{hi})"),
+        _ => text,
     }
 }
 
@@ -802,8 +800,10 @@ fn table(workload: &Workload) -> String {
             None => "–".to_string(),
             Some(r) if is_reference => format!("{r:.2}"),
             Some(r) => match range(run_ratios(workload, reference, row).into_iter().flatten()) {
-                Some((lo, hi)) => format!("{r:.2} ({lo:.2}–{hi:.2})"),
-                None => format!("{r:.2}"),
+                Some((lo, hi)) if format!("{lo:.2}") != format!("{hi:.2}") => {
+                    format!("{r:.2} ({lo:.2}–{hi:.2})")
+                }
+                _ => format!("{r:.2}"),
             },
         };
         let name = if is_reference || is_ours_in(&workload.name, &row.contender) {
@@ -1175,6 +1175,7 @@ mod tests {
         assert_eq!(format_with_spread(4_450.0, Some((600.0, 11_000.0)), "ns"), "4.45 µs (0.60–11.00)");
         assert_eq!(format_with_spread(5.64, Some((5.51, 5.8)), "ns"), "5.64 ns (5.51–5.80)");
         assert_eq!(format_with_spread(98.49, None, "%"), "98.49 %");
+        assert_eq!(format_with_spread(50.0, Some((50.0, 50.001)), "ns"), "50.00 ns", "no range to show");
     }
 
     #[test]
