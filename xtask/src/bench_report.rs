@@ -424,8 +424,11 @@ const TARGETS: &[Target] = &[
         check: check_latency_tail,
         all_ours: false,
         caveat: "Each call timed with `Instant` (its own 20-30 ns included), on a second, warm run of \
-                 the program (the first run pages the memory in); one run, so the tail carries the \
-                 machine's noise (interrupts, other processes, a preempted thread).",
+                 the program (the first run pages the memory in). The contenders take turns in rounds \
+                 (the order rotated each round) and the percentiles are over each one's samples pooled \
+                 from all rounds; brackets give each round's own percentile: a tail in one round only \
+                 is the machine's (interrupts, other processes, a preempted thread), one in every round \
+                 the allocator's.",
     },
     Target {
         // The 98.5 % of DESIGN.md is the 8..30000 workload's; on 8..200 headers and rounding
@@ -923,11 +926,12 @@ pub fn bench_report(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
     let no_run = args.iter().any(|a| a == "--no-run");
     let repeat = repeat_arg(args, quick)?;
-    // Measured on the idle 2-core machine once built: one full pass (about 130 criterion
-    // benchmarks, the latency and efficiency binaries, malloc-compare) 7.5 minutes, quick mode
-    // 2.3 minutes; a cold build of the bench binaries adds about 2.6 minutes.
-    // Criterion's analysis (bootstrap resamples) costs as much as the measurement on 2 busy
-    // cores: fewer resamples keep a full run of ~130 benchmarks within 10-15 minutes.
+    // Measured on the 2-core machine once built, nearly idle (load 0.4-1.3): the full report
+    // with its default 2 runs took 14.1 minutes (run 1, everything: 7.1; run 2, the ~130
+    // criterion benchmarks alone: 6.6; malloc-compare 0.3); `--quick --repeat 2` 6.9 minutes.
+    // Before the runs, one full pass was 7.5 minutes and one quick pass 2.3. A cold build of the
+    // bench binaries adds 2.6-4.7 minutes. Criterion's analysis (bootstrap resamples) costs as
+    // much as the measurement on 2 busy cores: fewer resamples keep each full run near 7 minutes.
     let timing: &[&str] = if quick {
         &["--warm-up-time", "0.2", "--measurement-time", "0.5", "--nresamples", "1000", "--noplot"]
     } else {
