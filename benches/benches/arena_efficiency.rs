@@ -3,7 +3,9 @@
 //! averaged over seeds.
 //!
 //! Prints the shares and writes them for `cargo xtask bench-report` as
-//! `bench-extra/arena_efficiency_*.json` (percent, higher is better).
+//! `bench-extra/arena_efficiency_*.json` (percent, higher is better), and each contender's
+//! difference to ours taken seed by seed as `arena_efficiency_paired_*.json` (percentage
+//! points, ours minus the contender: positive when ours keeps more of the region in use).
 //!
 //! Sizes 8..200 fill a 2 MiB region: at 16 MiB (about 170000 live blocks)
 //! linked_list_allocator's first fit is quadratic and took about 6 minutes for two seeds on the
@@ -153,6 +155,7 @@ fn main() {
         // Every contender fills with the same seeds, so the difference to ours is taken seed
         // by seed (paired), which cancels most of the seeds' own variation.
         let mut ours: Vec<f64> = Vec::new();
+        let (mut paired, mut largest_err) = (Vec::new(), 0f64);
         for (name, make) in makers {
             let shares: Vec<f64> =
                 (0..seeds).map(|seed| 100.0 * fill(make().as_mut(), seed, lo, hi, len)).collect();
@@ -164,6 +167,8 @@ fn main() {
             } else {
                 let diffs: Vec<f64> = ours.iter().zip(&shares).map(|(o, s)| o - s).collect();
                 let (diff, diff_err) = mean_and_stderr(&diffs);
+                paired.push((name.to_string(), diff));
+                largest_err = largest_err.max(diff_err);
                 println!(
                     "  {name:<24} {share:>6.2}% (± {stderr:.2} pp; mempools-tlsf minus this, seed by seed: \
                      {diff:+.2} ± {diff_err:.2} pp)"
@@ -176,6 +181,17 @@ fn main() {
         let file = format!("arena_efficiency_{lo}_{hi}");
         if let Err(e) = mempools_benches::write_extra(&file, &workload, "%", true, &rows) {
             eprintln!("cannot write {file}.json: {e}");
+        }
+        if seeds > 1 {
+            // Not named like the workload above: no target applies to the differences.
+            let workload = format!(
+                "heap efficiency, mempools-tlsf minus each contender seed by seed, {mib} MiB, sizes \
+                 {lo}..{hi}, {seeds} seeds (standard errors <= {largest_err:.2} pp)"
+            );
+            let file = format!("arena_efficiency_paired_{lo}_{hi}");
+            if let Err(e) = mempools_benches::write_extra(&file, &workload, "pp", true, &paired) {
+                eprintln!("cannot write {file}.json: {e}");
+            }
         }
     }
 }
