@@ -184,6 +184,14 @@ enum Verdict {
     Unknown(String),
 }
 
+/// The caveat of the granule workloads measured with the region sizes interleaved.
+const GRANULE_INTERLEAVED: &str = "Region sizes interleaved: 300 rounds of 10 000-operation slices, the \
+    sizes in an order rotated each round; each size's time is the 1 MiB pool's median times the median \
+    of its ratio to the 1 MiB pool within a round. The target compares each granule count across region \
+    sizes (flat: slowest within 1.3x of fastest). This machine runs the loop up to 2x slower for \
+    stretches of milliseconds to seconds, for every size at once (see benches/benches/granule.rs), so \
+    the criterion tables, which measure one size at a time, can differ by that much between sizes.";
+
 /// A DESIGN.md "Performance" target, for the workloads whose name starts with `workload`.
 struct Target {
     workload: &'static str,
@@ -279,8 +287,30 @@ fn check_arena_random(w: &Workload) -> Verdict {
     all(vec![at_most(w, "mempools-tlsf", "talc", 1.0), at_most(w, "mempools-tlsf", "rlsf", 1.0)])
 }
 
+/// On the median of the per-round ratios: each round's two figures were measured minutes
+/// apart at most, while one round hit by the machine's noise can set a pooled p99.99.
 fn check_latency_tail(w: &Workload) -> Verdict {
-    all(vec![at_most(w, "mempools-tlsf", "rlsf", 1.0)])
+    let (Some(ours), Some(rlsf)) = (w.row("mempools-tlsf"), w.row("rlsf")) else {
+        return Verdict::Unknown("no `mempools-tlsf` or `rlsf` row".into());
+    };
+    let per_round: Vec<f64> =
+        ours.runs.iter().zip(&rlsf.runs).filter_map(|(a, b)| Some(a.as_ref()? / b.as_ref()?)).collect();
+    let Some(ratio) = median(per_round.iter().copied()) else {
+        // No rounds: the pooled figures.
+        return all(vec![at_most(w, "mempools-tlsf", "rlsf", 1.0)]);
+    };
+    let rounds: Vec<String> = per_round.iter().map(|q| format!("{q:.2}x")).collect();
+    let text = format!(
+        "mempools-tlsf {} vs rlsf {} pooled; per round {} (median {ratio:.2}x)",
+        format_value(ours.value, &w.unit),
+        format_value(rlsf.value, &w.unit),
+        rounds.join(", ")
+    );
+    if ratio <= 1.0 {
+        Verdict::Met(text)
+    } else {
+        Verdict::Missed(text)
+    }
 }
 
 fn check_efficiency(w: &Workload) -> Verdict {
@@ -319,6 +349,12 @@ fn check_granule(w: &Workload) -> Verdict {
     } else {
         Verdict::Missed(text.join("; "))
     }
+}
+
+/// The granule tables measured one region size at a time: absolute times only (see the
+/// interleaved tables' caveat for why the target is checked there).
+fn granule_one_size_at_a_time(_: &Workload) -> Verdict {
+    Verdict::Unknown("checked on the table with the region sizes interleaved".into())
 }
 
 fn check_iob(w: &Workload) -> Verdict {
@@ -428,7 +464,7 @@ const TARGETS: &[Target] = &[
                  (the order rotated each round) and the percentiles are over each one's samples pooled \
                  from all rounds; brackets give each round's own percentile: a tail in one round only \
                  is the machine's (interrupts, other processes, a preempted thread), one in every round \
-                 the allocator's.",
+                 the allocator's. The target is checked on the median of the per-round ratios.",
     },
     Target {
         // The 98.5 % of DESIGN.md is the 8..30000 workload's; on 8..200 headers and rounding
@@ -438,26 +474,47 @@ const TARGETS: &[Target] = &[
         reference: Some("mempools-tlsf"),
         check: check_efficiency,
         all_ours: false,
-        caveat: "Requested bytes over the region's size, averaged over seeds. The 8..200 workload has \
-                 no target (a comparison only: one-word headers and granule rounding are a large share \
-                 of blocks that small, for every allocator).",
+        caveat: "Requested bytes over the region's size, averaged over seeds (one seed's share varies \
+                 by about 0.25 pp). The table \"heap efficiency, mempools-tlsf minus each contender seed \
+                 by seed\" gives the differences taken seed by seed. The 98.5 % is dlmalloc's figure on \
+                 the machine DESIGN.md was written on; dlmalloc is in this table, on the same seeds. \
+                 The 8..200 workload has no target (a comparison only: one-word headers and granule \
+                 rounding are a large share of blocks that small, for every allocator).",
+    },
+    // Before the one-size-at-a-time tables: a workload takes the first target its name starts with.
+    Target {
+        workload: "granule alloc+free pair, region sizes interleaved",
+        text: "flat as the region grows 1000x (1 MiB to 1 GiB)",
+        reference: None,
+        check: check_granule,
+        all_ours: true,
+        caveat: GRANULE_INTERLEAVED,
+    },
+    Target {
+        workload: "granule churn 1..64 granules, 64 live, region sizes interleaved",
+        text: "flat as the region grows 1000x (1 MiB to 1 GiB)",
+        reference: Some("1MiB"),
+        check: check_granule,
+        all_ours: true,
+        caveat: GRANULE_INTERLEAVED,
     },
     Target {
         workload: "granule alloc+free pair",
         text: "flat as the region grows 1000x (1 MiB to 1 GiB)",
         reference: None,
-        check: check_granule,
+        check: granule_one_size_at_a_time,
         all_ours: true,
-        caveat: "Ratios here compare with the first row (1 granule, 1 MiB region); the target compares \
-                 each granule count across region sizes (flat: slowest within 1.3x of fastest).",
+        caveat: "Each size measured alone by criterion. Ratios here compare with the first row (1 granule, \
+                 1 MiB region).",
     },
     Target {
         workload: "granule churn",
         text: "flat as the region grows 1000x (1 MiB to 1 GiB)",
         reference: Some("1MiB"),
-        check: check_granule,
+        check: granule_one_size_at_a_time,
         all_ours: true,
-        caveat: "Ratios compare each region size with the 1 MiB region.",
+        caveat: "Each size measured alone by criterion. Ratios compare each region size with the 1 MiB \
+                 region.",
     },
     Target {
         workload: "iob copy_in+copy_out",
@@ -1205,8 +1262,19 @@ mod tests {
         assert!(md.contains("| **mempools-tlsf** | 900.00 ns (700.00–4450.00) | 1.00 |"), "{md}");
         assert!(md.contains("| rlsf | 600.00 ns (580.00–700.00) | 0.67 |"), "{md}");
         assert!(md.contains("| talc | 1.00 µs | 1.11 |"), "{md}");
-        let Verdict::Missed(text) = check_latency_tail(&w) else { panic!("900 ns > 600 ns") };
-        assert_eq!(text, "mempools-tlsf 900.00 ns vs rlsf 600.00 ns (1.50x)");
+        let Verdict::Missed(text) = check_latency_tail(&w) else { panic!("slower in every round") };
+        assert_eq!(
+            text,
+            "mempools-tlsf 900.00 ns vs rlsf 600.00 ns pooled; per round 1.21x, 7.18x, 1.33x, 1.29x \
+             (median 1.31x)"
+        );
+        // One bad round sets the pooled figure but not the median of the per-round ratios.
+        let mut one_bad_round = v.clone();
+        one_bad_round["rows"][0]["rounds"] = json!([500.0, 4450.0, 550.0, 600.0]);
+        let Verdict::Met(text) = check_latency_tail(&extra_workload(&one_bad_round).unwrap()) else {
+            panic!("faster in three rounds of four")
+        };
+        assert!(text.ends_with("per round 0.86x, 7.18x, 0.92x, 0.86x (median 0.89x)"), "{text}");
         let json = to_json(&[w], "cmd", 1);
         let rows = &json["workloads"][0]["rows"];
         assert_eq!(rows[1]["rounds"], json!([580.0, 620.0, 600.0, 700.0]));
