@@ -6,6 +6,16 @@
 //! (`8..200` or `8..30000`, default `8..30000`): one warm-up pass, then `ARENA_REPS` passes
 //! (default 1) of the same 10 000 actions. Under `valgrind --tool=callgrind` or `perf stat`
 //! this compares instructions, branch and cache misses per action between contenders.
+//!
+//! What the driver showed (callgrind, `ARENA_REPS=5`, i.e. six passes, instructions in `run`,
+//! 2026-11-23): 8..30000 mempools-tlsf 6.49 M before commit db5f363 and 5.96 M after it, rlsf
+//! 5.78 M; 8..200 4.66 M, then 4.28 M, rlsf 4.72 M. With `--cache-sim=yes` on 8..30000,
+//! simulated L1 data misses were 75.6 k reads and 57.0 k writes for ours and 68.5 k and
+//! 46.7 k for rlsf; where ours' extra misses come from was not found (both keep doubly linked
+//! free lists and write the block after a freed one; ours skips rlsf's read of the previous
+//! block's header on every free, but clears a bit in the next header when an alloc takes a
+//! free block whole). On the idle machine the two stay within a few percent of each other:
+//! 1.02-1.04x in the three runs of the committed report, 0.99-1.16x in single runs.
 
 mod arena_common;
 
