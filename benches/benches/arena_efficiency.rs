@@ -162,8 +162,8 @@ fn main() {
             let (share, stderr) = mean_and_stderr(&shares);
             // Ours is the first maker.
             if name == "mempools-tlsf" {
-                ours = shares.clone();
                 println!("  {name:<24} {share:>6.2}% (± {stderr:.2} pp standard error)");
+                ours = shares;
             } else {
                 let diffs: Vec<f64> = ours.iter().zip(&shares).map(|(o, s)| o - s).collect();
                 let (diff, diff_err) = mean_and_stderr(&diffs);

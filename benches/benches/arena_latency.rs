@@ -148,7 +148,7 @@ fn main() {
     let n = env_count("ARENA_LATENCY_ACTIONS", if quick { 50_000 } else { 100_000 });
     let rounds = env_count("ARENA_LATENCY_ROUNDS", if quick { 2 } else { 4 });
     let slowest = env_count("ARENA_LATENCY_SLOWEST", 0);
-    let cold = std::env::var_os("ARENA_LATENCY_COLD").is_some_and(|v| !v.is_empty() && v != "0");
+    let cold = mempools_benches::env_flag("ARENA_LATENCY_COLD");
     let actions = program(0x9e37_79b9_7f4a_7c15, n, SLOTS, 8, 30_000);
 
     let mut contenders = all(64 << 20);

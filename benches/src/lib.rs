@@ -18,7 +18,12 @@ use serde_json::json;
 /// `true` when `MEMPOOLS_BENCH_QUICK` is set (`cargo xtask bench-report --quick`): bench
 /// binaries with loops of their own shorten them.
 pub fn quick() -> bool {
-    std::env::var_os("MEMPOOLS_BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0")
+    env_flag("MEMPOOLS_BENCH_QUICK")
+}
+
+/// `true` when the environment variable `name` is set to something other than "" or "0".
+pub fn env_flag(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// Where the extra figures go: `$CARGO_TARGET_DIR/bench-extra` (default `target/bench-extra`

@@ -715,13 +715,13 @@ impl Tlsf {
     #[inline]
     pub fn alloc(&mut self, size: usize) -> Option<NonNull<u8>> {
         let want = block_size(size)?;
-        match self.take_good_fit(want) {
-            // SAFETY: an unlinked free block of `bsize >= want` bytes; its previous neighbour
-            // is not free (free blocks never touch).
-            Some((b, bsize)) => Some(unsafe { self.use_block(b, bsize, want) }),
+        let Some((b, bsize)) = self.take_good_fit(want) else {
             // Out of line, so that the fast path needs no stack frame.
-            None => self.alloc_from_exact_class(want),
-        }
+            return self.alloc_from_exact_class(want);
+        };
+        // SAFETY: an unlinked free block of `bsize >= want` bytes; its previous neighbour is
+        // not free (free blocks never touch).
+        Some(unsafe { self.use_block(b, bsize, want) })
     }
 
     /// [`Tlsf::alloc`]'s failure path: a block of `want`'s own class that fits, if any.
