@@ -7,15 +7,24 @@
 //! (default 1) of the same 10 000 actions. Under `valgrind --tool=callgrind` or `perf stat`
 //! this compares instructions, branch and cache misses per action between contenders.
 //!
-//! What the driver showed (callgrind, `ARENA_REPS=5`, i.e. six passes, instructions in `run`,
-//! 2026-11-23): 8..30000 mempools-tlsf 6.49 M before commit db5f363 and 5.96 M after it, rlsf
-//! 5.78 M; 8..200 4.66 M, then 4.28 M, rlsf 4.72 M. With `--cache-sim=yes` on 8..30000,
-//! simulated L1 data misses were 75.6 k reads and 57.0 k writes for ours and 68.5 k and
-//! 46.7 k for rlsf; where ours' extra misses come from was not found (both keep doubly linked
-//! free lists and write the block after a freed one; ours skips rlsf's read of the previous
-//! block's header on every free, but clears a bit in the next header when an alloc takes a
-//! free block whole). On the idle machine the two stay within a few percent of each other:
-//! 1.02-1.04x in the three runs of the committed report, 0.99-1.16x in single runs.
+//! What the driver showed (callgrind, `ARENA_REPS=5`, i.e. six passes, counts in `run`,
+//! 2026-11-23):
+//! - Instructions: 8..30000 mempools-tlsf 6.49 M before commit db5f363, 5.96 M after it,
+//!   rlsf 5.78 M; 8..200 4.66 M, then 4.28 M, rlsf 4.72 M.
+//! - Simulated L1 data misses (`--cache-sim=yes`, 8..30000): 75.6 k reads and 57.0 k writes
+//!   for ours, 68.5 k and 46.7 k for rlsf. Part of it is layout: ours has 16-byte granules and
+//!   an 8-byte header, so one free block in four has its header in the last word of a cache
+//!   line and its links in the next (6.5 k write misses when splits insert the remainder);
+//!   rlsf's blocks are 32-byte aligned and never straddle. Fewer misses did not mean faster:
+//!   with 32 second-level classes (a smaller heads table) ours had 69.6 k read misses but ran
+//!   at 29.9 ns/action against 28.6.
+//! - What moved the timings was branch mispredictions (`--branch-sim=yes`, at 15-20 cycles
+//!   each): 121 k for ours, 119 k for rlsf, of which 10.7 k of ours on the small-or-not test mapping a split remainder
+//!   to its class and 9.1 k on whether a list neighbour exists before linking it. Commit
+//!   c34a9af made both selects: 96 k mispredicts (62 k on 8..200, rlsf 76 k) for more
+//!   instructions (6.57 M; 4.51 M on 8..200), and the driver's interleaved timings went from
+//!   28.5-29.4 to 25.6-26.6 ns/action on 8..30000 (rlsf 27.2-27.9) and from 14.4-14.9 to
+//!   13.0-14.2 on 8..200 (rlsf 16.1-16.5).
 
 mod arena_common;
 
