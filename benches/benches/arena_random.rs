@@ -19,8 +19,9 @@
 //!   with 32 second-level classes (a smaller heads table) ours had 69.6 k read misses but ran
 //!   at 29.9 ns/action against 28.6.
 //! - What moved the timings was branch mispredictions (`--branch-sim=yes`, at 15-20 cycles
-//!   each): 121 k for ours, 119 k for rlsf, of which 10.7 k of ours on the small-or-not test mapping a split remainder
-//!   to its class and 9.1 k on whether a list neighbour exists before linking it. Commit
+//!   each): 121 k for ours, 119 k for rlsf, of which 10.7 k of ours on the small-or-not test
+//!   mapping a split remainder to its class and 9.1 k on whether a list neighbour exists
+//!   before linking it. Commit
 //!   c34a9af made both selects: 96 k mispredicts (62 k on 8..200, rlsf 76 k) for more
 //!   instructions (6.57 M; 4.51 M on 8..200), and the driver's interleaved timings went from
 //!   28.5-29.4 to 25.6-26.6 ns/action on 8..30000 (rlsf 27.2-27.9) and from 14.4-14.9 to
