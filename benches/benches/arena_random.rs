@@ -27,8 +27,10 @@
 //!   28.5-29.4 to 25.6-26.6 ns/action on 8..30000 (rlsf 27.2-27.9) and from 14.4-14.9 to
 //!   13.0-14.2 on 8..200 (rlsf 16.1-16.5).
 //! - Taking the own class's head first when it fits (heap efficiency, see `arena_efficiency`
-//!   and the `tlsf` module docs): instructions 6.574 M -> 6.573 M on 8..30000, 4.515 M ->
-//!   4.513 M on 8..200; mispredicts 95.6 k -> 97.7 k and 61.9 k -> 61.9 k.
+//!   and the `tlsf` module docs): instructions 6.574 M -> 6.545 M on 8..30000, 4.515 M ->
+//!   4.543 M on 8..200; mispredicts 95.6 k -> 97.8 k and 61.9 k -> 61.9 k. Interleaved driver
+//!   timings, without -> with it: 25.8-27.9 -> 26.4-27.5 ns/action on 8..30000 (rlsf
+//!   27.5-28.6), 13.1-13.7 -> 13.4-14.0 on 8..200 (rlsf 16.2-16.9).
 
 mod arena_common;
 

@@ -147,24 +147,6 @@ fn mapping_unpredictable(size: usize) -> (usize, usize) {
     (fl, sl)
 }
 
-/// [`mapping`] for [`Tlsf::alloc`]'s fast path: the same function with its two branches in
-/// the other order, which makes the compiler lay out the small-size branch without a jump
-/// there while `insert` and `unlink` keep [`mapping`]'s layout. Callgrind, `arena_random`
-/// driver, instructions in `run`, 8..30000 / 8..200: 6.545 M / 4.543 M with [`mapping`]
-/// there, 6.573 M / 4.513 M with this (before commit c34a9af, swapping [`mapping`] itself
-/// cost 8..30000 1 %). Tested equal to [`mapping`].
-#[inline(always)]
-fn mapping_alloc(size: usize) -> (usize, usize) {
-    if size >= SMALL {
-        let msb = size.ilog2();
-        let fl = (msb - (SL_LOG2 + GRAN_LOG2 - 1)) as usize;
-        let sl = (size >> (msb - SL_LOG2)) & (SLLEN - 1);
-        (fl, sl)
-    } else {
-        (0, size >> GRAN_LOG2)
-    }
-}
-
 /// The class whose every block is at least `size` bytes (good fit): the class of `size`
 /// rounded up to the next class boundary. `size <= MAX_BLOCK`, so the rounding cannot overflow.
 #[inline(always)]
@@ -570,15 +552,15 @@ impl Tlsf {
     /// 8..30000, 256 seeds): the share in use at the first failure went from 98.345 % to
     /// 98.394 % (+0.050 ± 0.010 pp seed by seed), dlmalloc's 98.393 %; an exhaustive best fit
     /// over all free blocks reached 98.401 %. Callgrind (`arena_random` driver, counts in
-    /// `run`, on top of commit ed762cc): instructions 8..30000 6.574 M -> 6.573 M, 8..200
-    /// 4.515 M -> 4.513 M; mispredicted branches (`--branch-sim=yes`) 95.6 k -> 97.7 k and
+    /// `run`, on top of commit ed762cc): instructions 8..30000 6.574 M -> 6.545 M, 8..200
+    /// 4.515 M -> 4.543 M; mispredicted branches (`--branch-sim=yes`) 95.6 k -> 97.8 k and
     /// 61.9 k -> 61.9 k (the fit test of the own class's head is data-dependent).
     /// Callers pass `size <= MAX_BLOCK`.
     #[inline(always)]
     fn take_fast(&mut self, size: usize) -> Option<(*mut u8, usize)> {
         debug_assert!(size <= MAX_BLOCK);
         // `size <= MAX_BLOCK < 2^(BITS-1)` maps to `fl <= FLLEN - 2` (tested).
-        let (fl, sl) = mapping_alloc(size);
+        let (fl, sl) = mapping(size);
         let (fl, sl, b, bsize) = self.first_nonempty(fl, sl)?;
         if bsize < size {
             return None;
@@ -1238,7 +1220,6 @@ mod tests {
         let mut s = MIN_BLOCK;
         while s < 1 << 30 {
             let c = mapping(s);
-            assert_eq!(mapping_alloc(s), c, "{s}");
             assert!(c >= last, "classes grow with sizes at {s}");
             last = c;
             let (floor, search_floor) = Tlsf::class_bounds(s);
@@ -1247,7 +1228,6 @@ mod tests {
             s += if s < 4096 { GRAN } else { (s / 7) & SIZE_MASK };
         }
         assert_eq!(mapping(MAX_BLOCK).0, FLLEN - 2, "`Tlsf::take_fast` relies on it");
-        assert_eq!(mapping_alloc(MAX_BLOCK), mapping(MAX_BLOCK));
         assert_eq!(mapping_search(MAX_BLOCK).0, FLLEN - 1, "the largest request's search class is in range");
         // The search class is the class of the size rounded up to a class boundary.
         for s in (SMALL..1 << 20).step_by(GRAN).chain([MAX_BLOCK - GRAN, MAX_BLOCK]) {
@@ -1264,7 +1244,6 @@ mod tests {
         let dense = if cfg!(miri) { 1 << 11 } else { 1 << 16 };
         for s in (0..dense).chain((0..usize::BITS).map(|b| 1 << b)).chain([MAX_BLOCK]) {
             assert_eq!(mapping_unpredictable(s), mapping(s), "{s}");
-            assert_eq!(mapping_alloc(s), mapping(s), "{s}");
         }
     }
 
