@@ -451,8 +451,9 @@ const TARGETS: &[Target] = &[
         check: check_arena_random,
         all_ours: false,
         caveat: "The same seeded program for everyone, about 300 live blocks; the harness itself \
-                 costs about 10 ns per action. What profiling showed on 8..30000 (instructions and \
-                 simulated cache misses, ours against rlsf) is in benches/benches/arena_random.rs.",
+                 costs about 10 ns per action. What profiling showed on 8..30000 (instructions, \
+                 simulated cache and branch misses, ours against rlsf) is in \
+                 benches/benches/arena_random.rs.",
     },
     Target {
         workload: "arena latency p99.99",
