@@ -1292,6 +1292,23 @@ mod tests {
     /// When no larger class can serve a request, the first [`EXACT_CLASS_LOOK`] blocks of its
     /// own class are looked at: a fitting block behind more non-fitting ones is not found, and
     /// the failed request changes nothing.
+    /// A core over all of `mem`, which the caller keeps alive and otherwise unused while the
+    /// core is in use.
+    fn tlsf_over(mem: &mut [u128]) -> Tlsf {
+        let mut t = Tlsf::new();
+        // SAFETY: `mem` is the caller's, kept alive and unused while `t` is (see above).
+        unsafe { t.add_region(NonNull::new(mem.as_mut_ptr().cast()).unwrap(), mem.len() * 16, 0) }.unwrap();
+        t
+    }
+
+    /// Allocates a block of `bsize` bytes followed by a used separator, so that the block,
+    /// once freed, does not coalesce with what follows it.
+    fn separated(t: &mut Tlsf, bsize: usize) -> NonNull<u8> {
+        let p = t.alloc(bsize - WORD).unwrap();
+        t.alloc(0).unwrap();
+        p
+    }
+
     #[test]
     fn out_of_memory_looks_at_a_bounded_part_of_the_own_class() {
         // Two block sizes of one class (4096..4160): the smaller does not fit the larger.
@@ -1299,18 +1316,9 @@ mod tests {
         assert_eq!(mapping(small), mapping(fits));
         for ahead in [0, 5, EXACT_CLASS_LOOK - 1, EXACT_CLASS_LOOK, EXACT_CLASS_LOOK + 3] {
             let mut mem = region((ahead + 2) * (fits + MIN_BLOCK) / 16);
-            let mut t = Tlsf::new();
-            let len = mem.len() * 16;
-            // SAFETY: `mem` outlives `t`'s use below and is used by nothing else.
-            unsafe { t.add_region(NonNull::new(mem.as_mut_ptr().cast()).unwrap(), len, 0) }.unwrap();
-            // Each block is followed by a used separator, so freed blocks do not coalesce.
-            let mut separated = |bsize: usize| {
-                let p = t.alloc(bsize - WORD).unwrap();
-                t.alloc(0).unwrap();
-                p
-            };
-            let fitting = separated(fits);
-            let misses: vec::Vec<_> = (0..ahead).map(|_| separated(small)).collect();
+            let mut t = tlsf_over(&mut mem);
+            let fitting = separated(&mut t, fits);
+            let misses: vec::Vec<_> = (0..ahead).map(|_| separated(&mut t, small)).collect();
             let top = t.largest_allocatable();
             t.alloc(top - WORD).unwrap();
             assert_eq!(t.largest_allocatable(), 0, "the region is used up");
@@ -1344,17 +1352,8 @@ mod tests {
         assert!(mapping_search(want) > mapping(want), "good fit alone would skip the own class");
         for own in [fits, small] {
             let mut mem = region((own + big + 4 * MIN_BLOCK) / 16 + 4);
-            let mut t = Tlsf::new();
-            let len = mem.len() * 16;
-            // SAFETY: `mem` outlives `t`'s use below and is used by nothing else.
-            unsafe { t.add_region(NonNull::new(mem.as_mut_ptr().cast()).unwrap(), len, 0) }.unwrap();
-            // Each block is followed by a used separator, so freed blocks do not coalesce.
-            let mut separated = |bsize: usize| {
-                let p = t.alloc(bsize - WORD).unwrap();
-                t.alloc(0).unwrap();
-                p
-            };
-            let (a, b) = (separated(own), separated(big));
+            let mut t = tlsf_over(&mut mem);
+            let (a, b) = (separated(&mut t, own), separated(&mut t, big));
             let top = t.largest_allocatable();
             if top > 0 {
                 t.alloc(top - WORD).unwrap();
