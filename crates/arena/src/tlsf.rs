@@ -481,13 +481,13 @@ impl Tlsf {
         self.totals.free_blocks -= 1;
     }
 
-    /// Unlinks the head `b` (of `bsize` bytes) of the non-empty list `(fl, sl)` (no class
-    /// recomputed, no predecessor to fix: the head has none).
+    /// Unlinks the head `b` of the non-empty list `(fl, sl)` (no class recomputed, no
+    /// predecessor to fix: the head has none).
     ///
     /// # Safety
     /// - bit `sl` of `sl_bitmap[fl]` is set (the list is non-empty) and `b` is its head.
     #[inline(always)]
-    unsafe fn pop_head(&mut self, fl: usize, sl: usize, b: *mut u8, bsize: usize) -> (*mut u8, usize) {
+    unsafe fn pop_head(&mut self, fl: usize, sl: usize, b: *mut u8) {
         // SAFETY: the bitmap says the list is non-empty, so its head `b` is a free block and
         // its next link is a free block or null.
         unsafe {
@@ -503,7 +503,6 @@ impl Tlsf {
                 set_link(next, 1, ptr::null_mut());
             }
             self.totals.free_blocks -= 1;
-            (b, bsize)
         }
     }
 
@@ -548,13 +547,11 @@ impl Tlsf {
     /// Starting at the own class instead of the first class whose every block fits (plain
     /// TLSF's "good fit") takes a block of the request's own size range when its head fits,
     /// instead of splitting a larger one. Sizes below [`SMALL`] have exact classes, where both
-    /// are the same. Measured (2026-11-23, the `arena_efficiency` fill: 16 MiB, sizes
-    /// 8..30000, 256 seeds): the share in use at the first failure went from 98.345 % to
-    /// 98.394 % (+0.050 ± 0.010 pp seed by seed), dlmalloc's 98.393 %; an exhaustive best fit
-    /// over all free blocks reached 98.401 %. Callgrind (`arena_random` driver, counts in
-    /// `run`, on top of commit ed762cc): instructions 8..30000 6.574 M -> 6.545 M, 8..200
-    /// 4.515 M -> 4.543 M; mispredicted branches (`--branch-sim=yes`) 95.6 k -> 97.8 k and
-    /// 61.9 k -> 61.9 k (the fit test of the own class's head is data-dependent).
+    /// are the same. Its effect on efficiency is in the module docs ("Fit policy"). Callgrind
+    /// (`arena_random` driver, counts in `run`, on top of commit ed762cc): instructions
+    /// 8..30000 6.574 M -> 6.545 M, 8..200 4.515 M -> 4.543 M; mispredicted branches
+    /// (`--branch-sim=yes`) 95.6 k -> 97.8 k and 61.9 k -> 61.9 k (the fit test of the own
+    /// class's head is data-dependent).
     /// Callers pass `size <= MAX_BLOCK`.
     #[inline(always)]
     fn take_fast(&mut self, size: usize) -> Option<(*mut u8, usize)> {
@@ -565,8 +562,9 @@ impl Tlsf {
         if bsize < size {
             return None;
         }
-        // SAFETY: `b` is the head of the non-empty list `(fl, sl)` and has `bsize` bytes.
-        Some(unsafe { self.pop_head(fl, sl, b, bsize) })
+        // SAFETY: `b` is the head of the non-empty list `(fl, sl)`.
+        unsafe { self.pop_head(fl, sl, b) };
+        Some((b, bsize))
     }
 
     /// The slow half of [`Tlsf::take`], when [`Tlsf::take_fast`] found nothing: the head of
@@ -579,11 +577,12 @@ impl Tlsf {
         let (fl, sl) = mapping_search(size);
         // `size <= MAX_BLOCK < 2^(BITS-1)` rounds up to below 2^(BITS-1), whose class has
         // `fl = BITS-2 - (SL_LOG2 + GRAN_LOG2 - 1) + 1 = FLLEN - 1` (tested): `fl < FLLEN`.
-        match self.first_nonempty(fl, sl) {
-            // SAFETY: `b` is the head of the non-empty list `(fl, sl)` and has `bsize` bytes.
-            Some((fl, sl, b, bsize)) => Some(unsafe { self.pop_head(fl, sl, b, bsize) }),
-            None => self.take_exact_class(size),
-        }
+        let Some((fl, sl, b, bsize)) = self.first_nonempty(fl, sl) else {
+            return self.take_exact_class(size);
+        };
+        // SAFETY: `b` is the head of the non-empty list `(fl, sl)`.
+        unsafe { self.pop_head(fl, sl, b) };
+        Some((b, bsize))
     }
 
     /// The failure path of [`Tlsf::take`]: no class whose every block fits is non-empty, so
@@ -1289,9 +1288,6 @@ mod tests {
         assert_eq!(t.largest_allocatable(), whole);
     }
 
-    /// When no larger class can serve a request, the first [`EXACT_CLASS_LOOK`] blocks of its
-    /// own class are looked at: a fitting block behind more non-fitting ones is not found, and
-    /// the failed request changes nothing.
     /// A core over all of `mem`, which the caller keeps alive and otherwise unused while the
     /// core is in use.
     fn tlsf_over(mem: &mut [u128]) -> Tlsf {
@@ -1309,6 +1305,9 @@ mod tests {
         p
     }
 
+    /// When no larger class can serve a request, the first [`EXACT_CLASS_LOOK`] blocks of its
+    /// own class are looked at: a fitting block behind more non-fitting ones is not found, and
+    /// the failed request changes nothing.
     #[test]
     fn out_of_memory_looks_at_a_bounded_part_of_the_own_class() {
         // Two block sizes of one class (4096..4160): the smaller does not fit the larger.
